@@ -1,0 +1,219 @@
+//! Runs one boot in QEMU and watches its serial console until a verdict.
+//!
+//! The image is attached with `snapshot=on`: every guest write goes to a
+//! temporary overlay that QEMU throws away, so the image is never written.
+//! The console is a log file that is read as it grows.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::accel::Accel;
+use crate::console::{self, End, Failure, Verdict};
+
+/// What to boot: the disk's own boot code, or a kernel given to QEMU.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// Boot from the disk, through the firmware and the guest's bootloader.
+    Disk,
+    /// QEMU direct kernel boot (the disk still attached as virtio-blk).
+    Kernel {
+        /// Host path of the kernel.
+        kernel: PathBuf,
+        /// Host path of the initrd.
+        initrd: Option<PathBuf>,
+        /// The kernel command line.
+        cmdline: String,
+    },
+}
+
+/// One boot's settings.
+#[derive(Debug, Clone)]
+pub struct Boot<'a> {
+    /// The QEMU binary.
+    pub qemu: &'a Path,
+    /// The disk image (never written).
+    pub image: &'a Path,
+    /// Its format (`raw`, `qcow2`, …).
+    pub format: &'a str,
+    /// What to boot.
+    pub source: Source,
+    /// The accelerator.
+    pub accel: Accel,
+    /// Guest memory in MiB.
+    pub memory_mib: u32,
+    /// Virtual CPUs.
+    pub cpus: u32,
+    /// The text that means "booted".
+    pub marker: &'a str,
+    /// Overall time limit.
+    pub timeout: Duration,
+    /// Stop early when the console stays silent this long.
+    pub silence: Duration,
+    /// Where the serial console is written.
+    pub log: &'a Path,
+}
+
+/// How one boot ended.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The verdict.
+    pub verdict: Verdict,
+    /// Wall-clock seconds from start to verdict.
+    pub seconds: f64,
+    /// The QEMU command line that ran.
+    pub command: Vec<String>,
+}
+
+impl Boot<'_> {
+    /// The QEMU arguments for this boot.
+    pub fn args(&self) -> Vec<String> {
+        let mut a: Vec<String> = vec![
+            "-nodefaults".into(),
+            "-display".into(),
+            "none".into(),
+            "-monitor".into(),
+            "none".into(),
+            // Firmware and GRUB's BIOS console go to the serial port too.
+            "-machine".into(),
+            "pc,graphics=off".into(),
+            "-accel".into(),
+            self.accel.name().into(),
+            "-m".into(),
+            self.memory_mib.to_string(),
+            "-smp".into(),
+            self.cpus.to_string(),
+            "-no-reboot".into(),
+        ];
+        if self.accel == Accel::Kvm {
+            a.extend(["-cpu".into(), "host".into()]);
+        }
+        let img = self.image.display().to_string().replace(',', ",,");
+        a.extend([
+            "-drive".into(),
+            format!(
+                "file={img},format={},if=none,id=disk0,snapshot=on",
+                self.format
+            ),
+            "-device".into(),
+            "virtio-blk-pci,drive=disk0".into(),
+            "-netdev".into(),
+            "user,id=net0".into(),
+            "-device".into(),
+            "virtio-net-pci,netdev=net0,romfile=".into(),
+            "-serial".into(),
+            format!("file:{}", self.log.display()),
+        ]);
+        if let Source::Kernel {
+            kernel,
+            initrd,
+            cmdline,
+        } = &self.source
+        {
+            a.extend(["-kernel".into(), kernel.display().to_string()]);
+            if let Some(i) = initrd {
+                a.extend(["-initrd".into(), i.display().to_string()]);
+            }
+            a.extend(["-append".into(), cmdline.clone()]);
+        }
+        a
+    }
+
+    /// Boots and watches the console until a verdict, the silence limit or
+    /// the time limit. QEMU failing to start is an error, not a verdict.
+    pub fn run(&self) -> io::Result<Outcome> {
+        let args = self.args();
+        let _ = fs::remove_file(self.log);
+        let stderr_path = self.log.with_extension("qemu-stderr");
+        let stderr = fs::File::create(&stderr_path).map_err(|e| {
+            io::Error::new(e.kind(), format!("creating {}: {e}", stderr_path.display()))
+        })?;
+        let start = Instant::now();
+        let child = Command::new(self.qemu)
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .map_err(|e| {
+                io::Error::new(e.kind(), format!("starting {}: {e}", self.qemu.display()))
+            })?;
+        let mut child = KillOnDrop(child);
+        let mut seen = 0usize;
+        let mut last_growth = Instant::now();
+        let mut text = String::new();
+        let verdict = loop {
+            thread::sleep(Duration::from_millis(250));
+            let bytes = fs::read(self.log).unwrap_or_default();
+            if bytes.len() != seen {
+                seen = bytes.len();
+                last_growth = Instant::now();
+                text = String::from_utf8_lossy(&bytes).into_owned();
+                if let Some(v) = console::scan(&text, self.marker) {
+                    break v;
+                }
+            }
+            if let Some(status) = child.0.try_wait()? {
+                let err = fs::read_to_string(&stderr_path).unwrap_or_default();
+                if !status.success() && seen == 0 {
+                    return Err(io::Error::other(format!(
+                        "QEMU failed ({status}): {}",
+                        err.lines()
+                            .find(|l| !l.contains("warning:"))
+                            .unwrap_or(err.trim())
+                    )));
+                }
+                let last = console::last_line(&text).unwrap_or_default();
+                break Verdict::Failed(Failure::GuestStopped { last_line: last });
+            }
+            if last_growth.elapsed() >= self.silence {
+                break Verdict::Failed(console::at_end(
+                    &text,
+                    End::Silence(self.silence.as_secs()),
+                ));
+            }
+            if start.elapsed() >= self.timeout {
+                break Verdict::Failed(console::at_end(
+                    &text,
+                    End::Timeout(self.timeout.as_secs()),
+                ));
+            }
+        };
+        drop(child);
+        let _ = fs::remove_file(&stderr_path);
+        Ok(Outcome {
+            verdict,
+            seconds: start.elapsed().as_secs_f64(),
+            command: args,
+        })
+    }
+}
+
+/// Kills and reaps QEMU however the watch loop ends.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The image format from its first bytes: `qcow2`, or `raw` for anything
+/// that has no known magic (QEMU must never be left to guess).
+pub fn detect_format(image: &Path) -> io::Result<&'static str> {
+    use std::io::Read;
+    let mut f = fs::File::open(image)
+        .map_err(|e| io::Error::new(e.kind(), format!("opening {}: {e}", image.display())))?;
+    let mut magic = [0u8; 4];
+    let n = f.read(&mut magic)?;
+    Ok(match &magic[..n] {
+        b"QFI\xfb" => "qcow2",
+        b"KDMV" => "vmdk",
+        b"<<< " => "vdi",
+        _ => "raw",
+    })
+}

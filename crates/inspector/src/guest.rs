@@ -1,0 +1,316 @@
+//! [`Guest`]: one appliance launch with a guest's disks, inspected and mounted.
+
+use std::io;
+use std::path::PathBuf;
+
+use guestfs::{AddDriveOptArgs, Handle, IsDirOptArgs, IsFileOptArgs};
+use xen2kvm_vfs::{GuestFs, GuestPath};
+
+use crate::error::{gerr, Error, Result};
+
+/// How to open a guest.
+#[derive(Debug, Clone, Default)]
+pub struct OpenOptions {
+    /// Add the disks read-only (no write can reach them).
+    pub readonly: bool,
+    /// Disk format (`raw`, `qcow2`, …); `None` lets libguestfs detect it.
+    pub format: Option<String>,
+    /// Which root to use when inspection finds several (e.g. `/dev/sda2`).
+    pub root: Option<String>,
+}
+
+/// What inspection says about the chosen root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RootInfo {
+    /// The root filesystem's device in the appliance (e.g. `/dev/sda1`).
+    pub device: String,
+    /// `linux`, `windows`, … (libguestfs' `inspect_get_type`).
+    pub os_type: String,
+    /// `debian`, `sles`, `rhel`, … (libguestfs' `inspect_get_distro`).
+    pub distro: String,
+    /// The product name, e.g. `Debian GNU/Linux 12 (bookworm)`.
+    pub product_name: String,
+    /// Major and minor version.
+    pub version: (i32, i32),
+    /// `x86_64`, `i386`, …
+    pub arch: String,
+    /// Mount points and their devices, as mounted (shortest path first).
+    pub mounts: Vec<(String, String)>,
+    /// Mount points that could not be mounted, with the reason.
+    pub mount_failures: Vec<String>,
+}
+
+/// A guest's disks in a running appliance, with its root mounted at `/`.
+pub struct Guest {
+    g: Handle,
+    root: RootInfo,
+    disks: Vec<PathBuf>,
+}
+
+impl Guest {
+    /// Launches the appliance with `disks`, inspects them and mounts the
+    /// chosen root's filesystems (read-only when `opts.readonly`).
+    pub fn open(disks: &[PathBuf], opts: &OpenOptions) -> Result<Guest> {
+        for d in disks {
+            std::fs::File::open(d)
+                .map_err(|e| Error::Disk(format!("cannot open disk {}: {e}", d.display())))?;
+        }
+        let g = Handle::create().map_err(gerr("create", ""))?;
+        if let Some(settings) = crate::appliance_env() {
+            g.set_backend_settings(&[settings.as_str()])
+                .map_err(gerr("set_backend_settings", ""))?;
+        }
+        for d in disks {
+            let name = d.to_string_lossy();
+            g.add_drive(
+                &name,
+                AddDriveOptArgs {
+                    readonly: Some(opts.readonly),
+                    format: opts.format.as_deref(),
+                    ..Default::default()
+                },
+            )
+            .map_err(gerr("add_drive", &name))?;
+        }
+        g.launch().map_err(gerr("launch", ""))?;
+        let roots = g.inspect_os().map_err(gerr("inspect_os", ""))?;
+        let device = choose_root(roots, opts.root.as_deref())?;
+        let root = describe_and_mount(&g, &device, opts.readonly)?;
+        Ok(Guest {
+            g,
+            root,
+            disks: disks.to_vec(),
+        })
+    }
+
+    /// What inspection found about the mounted root.
+    pub fn root(&self) -> &RootInfo {
+        &self.root
+    }
+
+    /// The host paths of the disks.
+    pub fn disks(&self) -> &[PathBuf] {
+        &self.disks
+    }
+
+    /// Runs `argv` inside the guest (chrooted into its root, with `/dev`,
+    /// `/proc` and `/sys` bound) and returns its standard output.
+    pub fn run(&self, argv: &[&str]) -> Result<String> {
+        self.g
+            .command(argv)
+            .map_err(gerr("command", &argv.join(" ")))
+    }
+
+    /// Unmounts everything and shuts the appliance down, so that every write
+    /// is on the disk before this returns.
+    pub fn close(self) -> Result<()> {
+        self.g.umount_all().map_err(gerr("umount_all", ""))?;
+        self.g.shutdown().map_err(gerr("shutdown", ""))
+    }
+}
+
+fn choose_root(roots: Vec<String>, wanted: Option<&str>) -> Result<String> {
+    match (wanted, roots.len()) {
+        (Some(w), _) => roots
+            .iter()
+            .find(|r| *r == w)
+            .cloned()
+            .ok_or(Error::UnknownRoot {
+                wanted: w.to_owned(),
+                found: roots,
+            }),
+        (None, 0) => Err(Error::NoOs),
+        (None, 1) => Ok(roots.into_iter().next().unwrap_or_default()),
+        (None, _) => Err(Error::MultipleRoots(roots)),
+    }
+}
+
+fn describe_and_mount(g: &Handle, dev: &str, readonly: bool) -> Result<RootInfo> {
+    let s =
+        |r: std::result::Result<String, guestfs::Error>| r.unwrap_or_else(|_| "unknown".to_owned());
+    let mut points: Vec<(String, String)> = g
+        .inspect_get_mountpoints(dev)
+        .map_err(gerr("inspect_get_mountpoints", dev))?
+        .into_iter()
+        .collect();
+    // Mount parents before children: "/" then "/boot" then "/boot/efi".
+    points.sort_by(|a, b| a.0.len().cmp(&b.0.len()).then_with(|| a.0.cmp(&b.0)));
+    let mut mounts = Vec::new();
+    let mut mount_failures = Vec::new();
+    for (point, device) in points {
+        let r = if readonly {
+            g.mount_ro(&device, &point)
+        } else {
+            g.mount(&device, &point)
+        };
+        match r {
+            Ok(()) => mounts.push((point, device)),
+            Err(e) if point == "/" => return Err(gerr("mount", &device)(e)),
+            Err(e) => {
+                mount_failures.push(format!("{point} ({device}): {}", gerr("mount", &device)(e)))
+            }
+        }
+    }
+    Ok(RootInfo {
+        device: dev.to_owned(),
+        os_type: s(g.inspect_get_type(dev)),
+        distro: s(g.inspect_get_distro(dev)),
+        product_name: s(g.inspect_get_product_name(dev)),
+        version: (
+            g.inspect_get_major_version(dev).unwrap_or(0),
+            g.inspect_get_minor_version(dev).unwrap_or(0),
+        ),
+        arch: s(g.inspect_get_arch(dev)),
+        mounts,
+        mount_failures,
+    })
+}
+
+fn io_err(e: Error) -> io::Error {
+    io::Error::other(e.to_string())
+}
+
+impl GuestFs for Guest {
+    fn read(&self, path: &GuestPath) -> io::Result<Option<Vec<u8>>> {
+        let p = path.as_str();
+        if !self
+            .g
+            .is_file(
+                p,
+                IsFileOptArgs {
+                    followsymlinks: Some(true),
+                },
+            )
+            .map_err(gerr("is_file", p))
+            .map_err(io_err)?
+        {
+            if self
+                .g
+                .is_dir(
+                    p,
+                    IsDirOptArgs {
+                        followsymlinks: Some(true),
+                    },
+                )
+                .unwrap_or(false)
+            {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("reading {p}: is a directory"),
+                ));
+            }
+            return Ok(None);
+        }
+        self.g
+            .read_file(p)
+            .map(Some)
+            .map_err(gerr("read_file", p))
+            .map_err(io_err)
+    }
+
+    fn write(&self, path: &GuestPath, content: &[u8]) -> io::Result<()> {
+        self.g
+            .write(path.as_str(), content)
+            .map_err(gerr("write", path.as_str()))
+            .map_err(io_err)
+    }
+
+    fn list(&self, dir: &GuestPath) -> io::Result<Option<Vec<String>>> {
+        let p = dir.as_str();
+        if !self
+            .g
+            .is_dir(
+                p,
+                IsDirOptArgs {
+                    followsymlinks: Some(true),
+                },
+            )
+            .map_err(gerr("is_dir", p))
+            .map_err(io_err)?
+        {
+            return Ok(None);
+        }
+        let mut names = self.g.ls(p).map_err(gerr("ls", p)).map_err(io_err)?;
+        names.sort();
+        Ok(Some(names))
+    }
+
+    fn read_link(&self, path: &GuestPath) -> io::Result<Option<String>> {
+        let p = path.as_str();
+        if !self
+            .g
+            .is_symlink(p)
+            .map_err(gerr("is_symlink", p))
+            .map_err(io_err)?
+        {
+            return Ok(None);
+        }
+        self.g
+            .readlink(p)
+            .map(Some)
+            .map_err(gerr("readlink", p))
+            .map_err(io_err)
+    }
+
+    fn symlink(&self, target: &str, link: &GuestPath) -> io::Result<()> {
+        self.g
+            .ln_s(target, link.as_str())
+            .map_err(gerr("ln_s", link.as_str()))
+            .map_err(io_err)
+    }
+
+    fn remove(&self, path: &GuestPath) -> io::Result<bool> {
+        if !self.exists(path)? {
+            return Ok(false);
+        }
+        self.g
+            .rm(path.as_str())
+            .map_err(gerr("rm", path.as_str()))
+            .map_err(io_err)?;
+        Ok(true)
+    }
+
+    fn exists(&self, path: &GuestPath) -> io::Result<bool> {
+        let p = path.as_str();
+        Ok(self
+            .g
+            .is_symlink(p)
+            .map_err(gerr("is_symlink", p))
+            .map_err(io_err)?
+            || self
+                .g
+                .exists(p)
+                .map_err(gerr("exists", p))
+                .map_err(io_err)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn root_choice() {
+        assert!(matches!(choose_root(vec![], None), Err(Error::NoOs)));
+        assert_eq!(
+            choose_root(vec!["/dev/sda1".into()], None).unwrap(),
+            "/dev/sda1"
+        );
+        assert!(matches!(
+            choose_root(vec!["/dev/sda1".into(), "/dev/sdb1".into()], None),
+            Err(Error::MultipleRoots(_))
+        ));
+        assert_eq!(
+            choose_root(
+                vec!["/dev/sda1".into(), "/dev/sdb1".into()],
+                Some("/dev/sdb1")
+            )
+            .unwrap(),
+            "/dev/sdb1"
+        );
+        assert!(matches!(
+            choose_root(vec!["/dev/sda1".into()], Some("/dev/sdz")),
+            Err(Error::UnknownRoot { .. })
+        ));
+    }
+}

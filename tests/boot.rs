@@ -1,0 +1,84 @@
+//! Tier 3: boot tests in QEMU on real images (`xen2kvm boot-check`).
+//!
+//! Run by `cargo xtask test` (one at a time: parallel TCG guests on two
+//! cores only slow each other). Each prints its verdict and time, which the
+//! CI log keeps.
+
+#![allow(clippy::print_stderr)]
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+use xen2kvm_tests::{overlay, require_image, sha256_file, xen2kvm_bin};
+
+/// Runs `xen2kvm boot-check --json` on `image`; returns exit code and JSON.
+fn boot_check(image: &Path, logs: &Path) -> (i32, Value) {
+    let out = Command::new(xen2kvm_bin())
+        .arg("boot-check")
+        .arg(image)
+        .arg("--json")
+        .arg("--log-dir")
+        .arg(logs)
+        .output()
+        .expect("running xen2kvm");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    eprintln!("{stderr}");
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "boot-check printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    });
+    (out.status.code().unwrap_or(-1), json)
+}
+
+#[test]
+fn xen_pv_guest_fails_and_names_its_root_device() {
+    let Some(base) = require_image("debian12-xenpv") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let image = overlay(&base, dir.path());
+    let before = sha256_file(&image);
+    let (code, json) = boot_check(&image, dir.path());
+    eprintln!("debian12-xenpv verdict: {json:#}");
+    assert_eq!(code, 1, "boot-check exit code: failed is 1");
+    assert_eq!(json["version"], 1);
+    assert_eq!(json["verdict"], "failed");
+    assert_eq!(json["reason"]["kind"], "root-device-missing", "{json:#}");
+    assert_eq!(json["reason"]["device"], "/dev/xvda1");
+    let text = json["reason"]["text"].as_str().unwrap();
+    assert!(
+        text.contains("/dev/xvda1") && text.contains("hvc0"),
+        "{text}"
+    );
+    assert_eq!(json["diagnosis"]["config"], "/boot/grub/grub.cfg");
+    assert!(Path::new(json["console_log"].as_str().unwrap()).is_file());
+    assert_eq!(
+        sha256_file(&image),
+        before,
+        "boot-check must never write to the image"
+    );
+}
+
+#[test]
+fn kvm_control_guest_boots() {
+    let Some(base) = require_image("debian12-kvm") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let image = overlay(&base, dir.path());
+    let before = sha256_file(&image);
+    let (code, json) = boot_check(&image, dir.path());
+    eprintln!("debian12-kvm verdict: {json:#}");
+    assert_eq!(code, 0, "{json:#}");
+    assert_eq!(json["verdict"], "booted");
+    assert_eq!(json["booted_by"]["kind"], "marker");
+    assert!(json.get("diagnosis").is_none());
+    assert_eq!(
+        sha256_file(&image),
+        before,
+        "boot-check must never write to the image"
+    );
+}

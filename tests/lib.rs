@@ -1,0 +1,177 @@
+//! Support for the end-to-end tests, and the image cache shared with xtask.
+//!
+//! Images are built from `images/<name>/` recipes and cached outside the
+//! checkout as `<cache>/<name>-<hash>.qcow2`, where the hash covers every
+//! file of the recipe folder and of `images/common/`: a recipe change gives
+//! a new path (a rebuild), nothing else does. The cache is
+//! `$XEN2KVM_IMAGE_CACHE`, else `$XDG_CACHE_HOME/xen2kvm/images`, else
+//! `~/.cache/xen2kvm/images`.
+//!
+//! End-to-end tests run when `XEN2KVM_E2E=1` or `CI` is set (and not when
+//! `XEN2KVM_SKIP_E2E=1`). When they run, a missing image, appliance or QEMU
+//! is a failure, never a skip.
+
+#![allow(clippy::print_stderr)]
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use sha2::{Digest, Sha256};
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_owned)
+        .unwrap_or_default()
+}
+
+/// The image cache directory (not created).
+pub fn cache_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("XEN2KVM_IMAGE_CACHE") {
+        return PathBuf::from(d);
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/root".into())).join(".cache")
+        });
+    base.join("xen2kvm").join("images")
+}
+
+/// The names of all recipes (folders of `images/` with a `build.sh`).
+pub fn recipes() -> io::Result<Vec<String>> {
+    let mut names = Vec::new();
+    for e in fs::read_dir(repo_root().join("images"))? {
+        let e = e?;
+        if e.path().join("build.sh").is_file() {
+            names.push(e.file_name().to_string_lossy().into_owned());
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+/// The first 16 hex digits of the sha256 over the recipe's folder and
+/// `images/common/` (relative paths and contents, in sorted order).
+pub fn recipe_hash(name: &str) -> io::Result<String> {
+    let images = repo_root().join("images");
+    let mut files = Vec::new();
+    for dir in [images.join(name), images.join("common")] {
+        collect(&dir, &mut files)?;
+    }
+    files.sort();
+    let mut h = Sha256::new();
+    for f in files {
+        let rel = f.strip_prefix(&images).unwrap_or(&f);
+        h.update(rel.to_string_lossy().as_bytes());
+        h.update([0]);
+        h.update(fs::read(&f)?);
+        h.update([0]);
+    }
+    Ok(h.finalize()
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect())
+}
+
+fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> io::Result<()> {
+    if !dir.is_dir() {
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("no recipe folder {}", dir.display()),
+        ));
+    }
+    for e in fs::read_dir(dir)? {
+        let p = e?.path();
+        if p.is_dir() {
+            collect(&p, out)?;
+        } else {
+            out.push(p);
+        }
+    }
+    Ok(())
+}
+
+/// Where the cached image of recipe `name` is (or will be).
+pub fn image_path(name: &str) -> io::Result<PathBuf> {
+    Ok(cache_dir().join(format!("{name}-{}.qcow2", recipe_hash(name)?)))
+}
+
+/// Whether end-to-end tests should run.
+pub fn e2e_enabled() -> bool {
+    if std::env::var("XEN2KVM_SKIP_E2E").as_deref() == Ok("1") {
+        return false;
+    }
+    std::env::var("XEN2KVM_E2E").as_deref() == Ok("1") || std::env::var_os("CI").is_some()
+}
+
+/// The cached image for an end-to-end test, or `None` (with a message) when
+/// end-to-end tests are off. Panics when they are on and the image is missing.
+pub fn require_image(name: &str) -> Option<PathBuf> {
+    if !e2e_enabled() {
+        eprintln!(
+            "skipping: end-to-end tests are off (set XEN2KVM_E2E=1, or run `cargo xtask test`)"
+        );
+        return None;
+    }
+    let p = image_path(name).unwrap_or_else(|e| panic!("image recipe {name}: {e}"));
+    assert!(
+        p.is_file(),
+        "image {name} is not built ({} missing): run `cargo xtask images {name}`",
+        p.display()
+    );
+    Some(p)
+}
+
+/// A qcow2 overlay of `base` in `dir`: tests write there, never to the cache.
+pub fn overlay(base: &Path, dir: &Path) -> PathBuf {
+    let out = dir.join(format!(
+        "{}-overlay.qcow2",
+        base.file_stem().unwrap_or_default().to_string_lossy()
+    ));
+    let st = Command::new("qemu-img")
+        .args(["create", "-q", "-f", "qcow2", "-F", "qcow2", "-b"])
+        .arg(base)
+        .arg(&out)
+        .status()
+        .expect("running qemu-img (install qemu-utils: cargo xtask deps)");
+    assert!(
+        st.success(),
+        "qemu-img create overlay of {} failed",
+        base.display()
+    );
+    out
+}
+
+/// The `xen2kvm` binary under test: `$XEN2KVM_BIN`, else the one cargo built
+/// next to this test executable (`cargo xtask test` builds it first).
+pub fn xen2kvm_bin() -> PathBuf {
+    if let Some(b) = std::env::var_os("XEN2KVM_BIN") {
+        return PathBuf::from(b);
+    }
+    let exe = std::env::current_exe().expect("current exe");
+    // target/<profile>/deps/<test> -> target/<profile>/xen2kvm
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|d| d.join("xen2kvm"))
+        .unwrap_or_default();
+    assert!(
+        bin.is_file(),
+        "{} is missing: run `cargo build -p xen2kvm` (cargo xtask test does)",
+        bin.display()
+    );
+    bin
+}
+
+/// sha256 of a file, hex.
+pub fn sha256_file(path: &Path) -> String {
+    let mut h = Sha256::new();
+    let mut f = fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    io::copy(&mut f, &mut h).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,122 @@
+//! `cargo xtask deps`: installs what the project needs on Debian 12.
+//!
+//! Idempotent: it checks each package with `dpkg-query` and only runs apt
+//! when something is missing. QEMU comes from `bookworm-backports` so that
+//! `qemu-system-x86` matches a backports `qemu-utils` (the plain bookworm
+//! one conflicts with it); the suite is added to apt's sources when absent.
+//! When not root it prints the exact commands to run and fails.
+
+use std::fs;
+use std::process::Command;
+
+use anyhow::{bail, Result};
+
+use crate::run;
+
+/// Installed from bookworm-backports.
+const BACKPORTS: &[&str] = &["qemu-system-x86", "qemu-utils"];
+
+/// Installed from the main suite. `linux-image-amd64`: the libguestfs
+/// appliance boots the host's kernel. `debootstrap`: the Debian test guests.
+const MAIN: &[&str] = &[
+    "libguestfs-dev",
+    "libguestfs-tools",
+    "linux-image-amd64",
+    "debootstrap",
+];
+
+const BACKPORTS_FILE: &str = "/etc/apt/sources.list.d/xen2kvm-backports.sources";
+const BACKPORTS_SOURCE: &str = "Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n";
+
+fn installed(pkg: &str) -> bool {
+    Command::new("dpkg-query")
+        .args(["-W", "-f", "${Status}", pkg])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
+        .unwrap_or(false)
+}
+
+fn have_backports() -> bool {
+    let mut texts = vec![fs::read_to_string("/etc/apt/sources.list").unwrap_or_default()];
+    if let Ok(dir) = fs::read_dir("/etc/apt/sources.list.d") {
+        for e in dir.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.ends_with(".list") || name.ends_with(".sources") {
+                texts.push(fs::read_to_string(e.path()).unwrap_or_default());
+            }
+        }
+    }
+    texts.iter().any(|t| {
+        t.lines()
+            .any(|l| !l.trim_start().starts_with('#') && l.contains("bookworm-backports"))
+    })
+}
+
+pub(crate) fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+pub(crate) fn ensure() -> Result<()> {
+    let missing_bp: Vec<&str> = BACKPORTS
+        .iter()
+        .copied()
+        .filter(|p| !installed(p))
+        .collect();
+    let missing: Vec<&str> = MAIN.iter().copied().filter(|p| !installed(p)).collect();
+    let need_source = !have_backports();
+    if missing_bp.is_empty() && missing.is_empty() {
+        eprintln!(
+            "deps: all present ({})",
+            [BACKPORTS, MAIN].concat().join(" ")
+        );
+        return Ok(());
+    }
+    eprintln!(
+        "deps: missing: {}",
+        [missing_bp.as_slice(), missing.as_slice()]
+            .concat()
+            .join(" ")
+    );
+    if !is_root() {
+        eprintln!("deps: not root; run as root:");
+        if need_source {
+            eprintln!(
+                "  printf '{}' > {BACKPORTS_FILE}",
+                BACKPORTS_SOURCE.replace('\n', "\\n")
+            );
+        }
+        eprintln!("  apt-get update");
+        if !missing_bp.is_empty() {
+            eprintln!(
+                "  apt-get install -y -t bookworm-backports {}",
+                missing_bp.join(" ")
+            );
+        }
+        if !missing.is_empty() {
+            eprintln!("  apt-get install -y {}", missing.join(" "));
+        }
+        bail!("missing packages and not root");
+    }
+    if need_source {
+        eprintln!("deps: adding bookworm-backports to apt sources ({BACKPORTS_FILE})");
+        fs::write(BACKPORTS_FILE, BACKPORTS_SOURCE)?;
+    }
+    run(Command::new("apt-get").arg("update"))?;
+    if !missing_bp.is_empty() {
+        run(Command::new("apt-get")
+            .args(["install", "-y", "-t", "bookworm-backports"])
+            .args(&missing_bp)
+            .env("DEBIAN_FRONTEND", "noninteractive"))?;
+    }
+    if !missing.is_empty() {
+        run(Command::new("apt-get")
+            .args(["install", "-y"])
+            .args(&missing)
+            .env("DEBIAN_FRONTEND", "noninteractive"))?;
+    }
+    Ok(())
+}

@@ -188,20 +188,18 @@ pub fn scan(text: &str, marker: &str) -> Option<Verdict> {
 pub fn at_end(text: &str, ended: End) -> Failure {
     match (last_line(text), ended) {
         (None, End::Silence(secs) | End::Timeout(secs)) => Failure::NoConsoleOutput { secs },
-        (Some(l), End::Silence(secs)) => Failure::Stalled {
-            last_line: l,
-            secs,
-        },
-        (Some(l), End::Timeout(secs)) => Failure::Timeout {
-            last_line: l,
-            secs,
-        },
+        (Some(l), End::Silence(secs)) => Failure::Stalled { last_line: l, secs },
+        (Some(l), End::Timeout(secs)) => Failure::Timeout { last_line: l, secs },
     }
 }
 
 /// The last non-blank console line, escapes removed.
 pub fn last_line(text: &str) -> Option<String> {
-    clean(text).lines().map(str::trim).rfind(|l| !l.is_empty()).map(str::to_owned)
+    clean(text)
+        .lines()
+        .map(str::trim)
+        .rfind(|l| !l.is_empty())
+        .map(str::to_owned)
 }
 
 /// Why a boot ended without a decisive verdict.

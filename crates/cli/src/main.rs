@@ -8,6 +8,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod bootcheck;
+mod domxml;
 
 use std::process::ExitCode;
 
@@ -32,6 +33,9 @@ enum Cmd {
     /// Boot an image in QEMU (virtio disk and NIC) and report whether it
     /// booted, or why not. Exit 0 booted, 1 failed, 2 usage or I/O error.
     BootCheck(bootcheck::Args),
+    /// Translate a Xen domain config (libvirt XML, or xl.cfg with --from xl)
+    /// into KVM libvirt XML. Exit 0 done, 1 error.
+    Domxml(domxml::Args),
 }
 
 /// Exit codes, one place. A subcommand documents which it uses.
@@ -39,22 +43,33 @@ enum Cmd {
 pub(crate) enum Exit {
     /// Done (boot-check: booted).
     Ok = 0,
-    /// Failed (boot-check: did not boot).
+    /// Failed (boot-check: did not boot; other commands: an error).
     Failed = 1,
     /// Usage or I/O error (clap's usage errors are 2 as well).
     Error = 2,
 }
 
+/// How an error exits: boot-check reserves 1 for "did not boot", so its
+/// errors are 2; the other commands exit 1 on error.
+fn error_exit(cmd: &Cmd) -> Exit {
+    match cmd {
+        Cmd::BootCheck(_) => Exit::Error,
+        Cmd::Domxml(_) => Exit::Failed,
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let on_error = error_exit(&cli.cmd);
     let result = match cli.cmd {
         Cmd::BootCheck(args) => bootcheck::run(args),
+        Cmd::Domxml(args) => domxml::run(args),
     };
     match result {
         Ok(code) => ExitCode::from(code as u8),
         Err(err) => {
             eprintln!("xen2kvm: error: {err:#}");
-            ExitCode::from(Exit::Error as u8)
+            ExitCode::from(on_error as u8)
         }
     }
 }

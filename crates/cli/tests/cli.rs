@@ -43,3 +43,118 @@ fn usage_errors_exit_2() {
     let (code, _, _) = xen2kvm(&["no-such-command"]);
     assert_eq!(code, 2);
 }
+
+fn seed_or_fixture(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../domxml/test_data")
+        .join(name)
+}
+
+#[test]
+fn domxml_converts_to_a_file_and_reports_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("kvm.xml");
+    let input = seed_or_fixture("suse-example.xen.xml");
+    let (code, stdout, err) = xen2kvm(&[
+        "domxml",
+        input.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--json",
+        "--emulator",
+        "/usr/bin/qemu-kvm",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(json["version"], 1);
+    assert!(json.get("xml").is_none());
+    let rules: Vec<&str> = json["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["rule"].as_str().unwrap())
+        .collect();
+    for r in [
+        "domain-type",
+        "bootloader",
+        "os-type",
+        "boot-dev",
+        "emulator",
+        "disk",
+        "interface",
+        "console",
+        "input",
+        "memballoon",
+    ] {
+        assert!(rules.contains(&r), "rule {r} missing from {rules:?}");
+    }
+    let xml = std::fs::read_to_string(&out).unwrap();
+    assert!(xml.contains("<emulator>/usr/bin/qemu-kvm</emulator>"));
+}
+
+#[test]
+fn domxml_bad_inputs_exit_1_with_one_line_and_no_output_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("converted.xml");
+    let write = |name: &str, text: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    };
+    let cases = [
+        (write("bad.xml", "<domain type='xen'><name>x</domain>"), "libvirt", "not a valid domain XML"),
+        (write("kvm.xml", "<domain type='kvm'><name>x</name></domain>"), "libvirt", "--force"),
+        (write("dtd.xml", "<!DOCTYPE domain [<!ENTITY e 'x'>]><domain type='xen'>&e;</domain>"), "libvirt", "DOCTYPE"),
+        (write("bus.xml", "<domain type='xen'><devices><disk device='disk'><target dev='xvda' bus='nvram'/></disk></devices></domain>"), "libvirt", "bus \"nvram\""),
+        (write("big.xml", &"x".repeat(2 * 1024 * 1024)), "libvirt", "not a domain config"),
+        (write("bad.cfg", "name = 'a'\nmemory = 512\ndisk = [ 'file:/x,xvda,w'\n"), "xl", "xl.cfg line 3"),
+        (write("nokey.cfg", "name = 'a'\nmemory 512\n"), "xl", "xl.cfg line 2"),
+        (dir.path().join("missing.xml"), "libvirt", "No such file"),
+    ];
+    for (input, from, needle) in cases {
+        let (code, stdout, err) = xen2kvm(&[
+            "domxml",
+            input.to_str().unwrap(),
+            "--from",
+            from,
+            "-o",
+            out.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 1, "{}: {err}", input.display());
+        assert!(stdout.is_empty());
+        assert_eq!(
+            err.lines().count(),
+            1,
+            "one error line for {}: {err}",
+            input.display()
+        );
+        assert!(
+            err.contains(needle),
+            "{}: expected {needle:?} in {err}",
+            input.display()
+        );
+        assert!(!out.exists(), "no output file after an error");
+        assert_eq!(
+            std::fs::read_dir(dir.path())
+                .unwrap()
+                .filter(|e| e
+                    .as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .contains("xen2kvm-tmp"))
+                .count(),
+            0
+        );
+    }
+}
+
+#[test]
+fn domxml_lists_rules() {
+    let (code, out, _) = xen2kvm(&["domxml", "--list"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.lines().count() >= 13 && out.contains("memballoon"),
+        "{out}"
+    );
+}

@@ -1,0 +1,134 @@
+//! Tier 2: every golden KVM document of `crates/domxml/test_data` is
+//! defined in a real libvirtd (`virsh define`), and what libvirt stores
+//! keeps the source's UUID, MACs and vcpu cpuset; then it is undefined.
+//!
+//! libvirtd is started when it is not running (`libvirtd -d`; it needs
+//! `/var/log/libvirt`). Needs root.
+
+#![allow(clippy::print_stderr)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use xen2kvm_tests::{e2e_enabled, repo_root};
+
+const URI: &str = "qemu:///system";
+
+fn virsh(args: &[&str]) -> (bool, String) {
+    let out = Command::new("virsh")
+        .arg("-c")
+        .arg(URI)
+        .args(args)
+        .output()
+        .expect("running virsh (cargo xtask deps installs libvirt-clients)");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+fn ensure_libvirtd() {
+    if virsh(&["version"]).0 {
+        return;
+    }
+    std::fs::create_dir_all("/var/log/libvirt").expect("creating /var/log/libvirt (needs root)");
+    let st = Command::new("libvirtd")
+        .arg("-d")
+        .status()
+        .expect("starting libvirtd (cargo xtask deps installs libvirt-daemon-system)");
+    assert!(st.success(), "libvirtd -d failed");
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(30) {
+        if virsh(&["version"]).0 {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    panic!("libvirtd did not answer on {URI} within 30s");
+}
+
+/// The values of `attr` on every `<tag ...>` in `xml`, in order.
+fn attrs(xml: &str, tag: &str, attr: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for piece in xml.split(&format!("<{tag} ")).skip(1) {
+        let head = piece.split('>').next().unwrap_or("");
+        for q in ['\'', '"'] {
+            if let Some(i) = head.find(&format!("{attr}={q}")) {
+                let rest = &head[i + attr.len() + 2..];
+                out.push(rest[..rest.find(q).unwrap_or(0)].to_owned());
+            }
+        }
+    }
+    out
+}
+
+fn element_text(xml: &str, tag: &str) -> Option<String> {
+    let start = xml.find(&format!("<{tag}>"))? + tag.len() + 2;
+    Some(xml[start..start + xml[start..].find('<')?].to_owned())
+}
+
+#[test]
+fn converted_documents_define_in_libvirtd() {
+    if !e2e_enabled() {
+        eprintln!(
+            "skipping: end-to-end tests are off (set XEN2KVM_E2E=1, or run `cargo xtask test`)"
+        );
+        return;
+    }
+    ensure_libvirtd();
+    let dir = repo_root().join("crates/domxml/test_data");
+    let mut docs: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(".kvm.xml"))
+        .collect();
+    docs.sort();
+    assert!(docs.len() >= 8);
+    for doc in docs {
+        check_one(&doc);
+    }
+}
+
+fn check_one(doc: &Path) {
+    let xml = std::fs::read_to_string(doc).unwrap();
+    let name = element_text(&xml, "name").expect("a name");
+    let _ = virsh(&["undefine", &name]);
+    let (ok, out) = virsh(&["define", doc.to_str().unwrap()]);
+    assert!(ok, "virsh define {} failed: {out}", doc.display());
+    let (ok, stored) = virsh(&["dumpxml", "--inactive", &name]);
+    let _ = virsh(&["undefine", &name]);
+    assert!(ok, "virsh dumpxml {name}: {stored}");
+    if let Some(uuid) = element_text(&xml, "uuid") {
+        assert_eq!(
+            element_text(&stored, "uuid").as_deref(),
+            Some(uuid.as_str()),
+            "{name}: UUID"
+        );
+    }
+    let macs = attrs(&xml, "mac", "address");
+    let stored_macs: Vec<String> = attrs(&stored, "mac", "address")
+        .iter()
+        .map(|m| m.to_lowercase())
+        .collect();
+    for m in &macs {
+        assert!(
+            stored_macs.contains(&m.to_lowercase()),
+            "{name}: MAC {m} lost: {stored_macs:?}"
+        );
+    }
+    for c in attrs(&xml, "vcpu", "cpuset") {
+        assert_eq!(
+            attrs(&stored, "vcpu", "cpuset"),
+            vec![c.clone()],
+            "{name}: cpuset"
+        );
+    }
+    eprintln!(
+        "defined and checked {name} ({}): UUID, {} MAC(s), cpuset kept",
+        doc.file_name().unwrap().to_string_lossy(),
+        macs.len()
+    );
+}

@@ -49,7 +49,12 @@ boot_commands() {
     # dracut first: grub-mkconfig only writes an initrd line for an initrd
     # that exists.
     echo "sh \"dracut --force --hostonly --no-hostonly-cmdline $dracut_opts /boot/initrd.img-$kver $kver\""
+    # grub-install reads the guest's device.map, which names the guest's disk
+    # (/dev/xvda), not the appliance's: with it in place grub-install may
+    # take /dev/sda for a second disk and refuse a "cross-disk install".
+    echo "sh \"mv /boot/grub/device.map /boot/grub/device.map.xen2kvm-build\""
     echo "command 'grub-install --target=i386-pc /dev/sda'"
+    echo "sh \"mv /boot/grub/device.map.xen2kvm-build /boot/grub/device.map\""
     # The appliance's udev has not seen the new filesystem: without this
     # link grub-mkconfig would write root=/dev/sda1 (the appliance's name).
     # (Made after grub-install, which it confuses into a cross-disk install.)

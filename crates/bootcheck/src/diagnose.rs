@@ -11,7 +11,7 @@ use std::io;
 
 use xen2kvm_vfs::{GuestFs, GuestPath};
 
-use crate::bootconf::{self, BootEntry};
+use xen2kvm_inspector::bootconf::{self, BootEntry};
 
 /// Kernel and initrd of the guest's default entry, read from the guest.
 pub struct DiagInput {

@@ -16,7 +16,6 @@
 #![warn(missing_docs)]
 
 pub mod accel;
-pub mod bootconf;
 pub mod console;
 pub mod diagnose;
 pub mod qemu;
@@ -29,7 +28,7 @@ use std::time::Duration;
 use xen2kvm_vfs::GuestFs;
 
 pub use accel::{Accel, AccelChoice};
-pub use bootconf::BootEntry;
+pub use xen2kvm_inspector::bootconf::{self, BootEntry};
 pub use console::{Booted, Failure, Verdict};
 
 /// What `check` needs to know.

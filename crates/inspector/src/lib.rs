@@ -1,19 +1,27 @@
-//! Opens a stopped guest's disks in the libguestfs appliance.
+//! Reads a stopped guest: opens its disks in the libguestfs appliance, and
+//! reads facts from its files.
 //!
-//! This is the only crate that names `guestfs`: the rest of xen2kvm sees a
-//! guest through [`xen2kvm_vfs::GuestFs`], which [`Guest`] implements, plus
-//! [`Guest::run`] for the few commands that must run inside the guest.
+//! This is the only crate that names `guestfs`, and only in its `appliance`
+//! feature (on by default): [`Guest`] is one launch of the appliance, with
+//! the disks added read-only unless the caller asks for writes, inspection,
+//! mounts, an implementation of [`xen2kvm_vfs::GuestFs`], and [`Guest::run`]
+//! for commands that must run inside the guest. The appliance's acceleration
+//! is decided by [`appliance_env`] (`/dev/kvm` is not trusted blindly).
 //!
-//! One [`Guest`] is one launch of the appliance. Disks are added read-only
-//! unless the caller asks for writes, and the appliance's acceleration is
-//! decided by [`appliance_env`] (`/dev/kvm` is not trusted blindly).
+//! The fact readers ([`bootconf`]) are pure functions over `&dyn GuestFs`;
+//! they build and are tested without libguestfs, on directory trees.
 
 #![warn(missing_docs)]
 
+pub mod bootconf;
+#[cfg(feature = "appliance")]
 mod error;
+#[cfg(feature = "appliance")]
 mod guest;
 
+#[cfg(feature = "appliance")]
 pub use error::{Error, Result};
+#[cfg(feature = "appliance")]
 pub use guest::{Guest, OpenOptions, RootInfo};
 
 /// Sets libguestfs' backend settings from the environment, falling back to

@@ -2,8 +2,8 @@
 //!
 //! Images are built from `images/<name>/` recipes and cached outside the
 //! checkout as `<cache>/<name>-<hash>.qcow2`, where the hash covers every
-//! file of the recipe folder and of `images/common/`: a recipe change gives
-//! a new path (a rebuild), nothing else does. The cache is
+//! file of the recipe folder and the `images/common/` scripts it uses: a
+//! recipe change gives a new path (a rebuild), nothing else does. The cache is
 //! `$XEN2KVM_IMAGE_CACHE`, else `$XDG_CACHE_HOME/xen2kvm/images`, else
 //! `~/.cache/xen2kvm/images`.
 //!
@@ -54,13 +54,25 @@ pub fn recipes() -> io::Result<Vec<String>> {
     Ok(names)
 }
 
-/// The first 16 hex digits of the sha256 over the recipe's folder and
-/// `images/common/` (relative paths and contents, in sorted order).
+/// The first 16 hex digits of the sha256 over the recipe's folder and the
+/// files of `images/common/` it uses (named in it, transitively), relative
+/// paths and contents, in sorted order.
 pub fn recipe_hash(name: &str) -> io::Result<String> {
     let images = repo_root().join("images");
     let mut files = Vec::new();
-    for dir in [images.join(name), images.join("common")] {
-        collect(&dir, &mut files)?;
+    collect(&images.join(name), &mut files)?;
+    let mut i = 0;
+    while i < files.len() {
+        let text = fs::read_to_string(&files[i]).unwrap_or_default();
+        for word in
+            text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-'))
+        {
+            let common = images.join("common").join(word);
+            if word.ends_with(".sh") && common.is_file() && !files.contains(&common) {
+                files.push(common);
+            }
+        }
+        i += 1;
     }
     files.sort();
     let mut h = Sha256::new();

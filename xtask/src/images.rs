@@ -34,6 +34,19 @@ pub(crate) fn build(names: &[String]) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
+/// Prints each recipe's cache path and whether it is built.
+pub(crate) fn paths() -> Result<()> {
+    for name in recipes().context("listing images/")? {
+        let p = image_path(&name)?;
+        println!(
+            "{name}\t{}\t{}",
+            if p.is_file() { "built" } else { "missing" },
+            p.display()
+        );
+    }
+    Ok(())
+}
+
 fn build_one(name: &str) -> Result<PathBuf> {
     let image = image_path(name)?;
     if image.is_file() {

@@ -2,7 +2,8 @@
 //! cargo-xtask pattern). Every external command is echoed before it runs.
 //!
 //! - `deps`: install the Debian packages the project needs (idempotent).
-//! - `images [NAME...]`: build the test guest images (cached by recipe hash).
+//! - `images [NAME...]`: build the test guest images (cached by recipe hash);
+//!   `images --paths` prints where each one is (or will be) cached.
 //! - `test`: every test tier: lint, unit tests, images, end-to-end tests.
 //! - `demo`: the main job on the built-in demo guest.
 //!
@@ -20,12 +21,13 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 
-const USAGE: &str = "usage: cargo xtask <deps | images [NAME...] | test | demo>";
+const USAGE: &str = "usage: cargo xtask <deps | images [NAME...] | images --paths | test | demo>";
 
 fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("deps") => deps::ensure(),
+        Some("images") if args.get(1).map(String::as_str) == Some("--paths") => images::paths(),
         Some("images") => images::build(&args[1..]).map(|_| ()),
         Some("test") => test(),
         Some("demo") => demo(),
@@ -91,7 +93,15 @@ fn step<T>(name: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
 }
 
 /// The images the end-to-end tests use.
-const TEST_IMAGES: &[&str] = &["debian12-xenpv", "debian12-kvm"];
+const TEST_IMAGES: &[&str] = &[
+    "debian12-xenpv",
+    "debian12-kvm",
+    "sles11sp4-xenpv",
+    "sles11-xenonly",
+    "sles12sp5-xenpv",
+    "sles15sp5-xenpv",
+    "rhel6-xenpv",
+];
 
 fn test() -> Result<()> {
     let t = Instant::now();

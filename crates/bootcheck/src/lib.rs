@@ -28,8 +28,8 @@ use std::time::Duration;
 use xen2kvm_vfs::GuestFs;
 
 pub use accel::{Accel, AccelChoice};
-pub use xen2kvm_inspector::bootconf::{self, BootEntry};
 pub use console::{Booted, Failure, Verdict};
+pub use xen2kvm_inspector::bootconf::{self, BootEntry};
 
 /// What `check` needs to know.
 #[derive(Debug, Clone)]

@@ -9,6 +9,7 @@
 
 mod bootcheck;
 mod domxml;
+mod inspect;
 
 use std::process::ExitCode;
 
@@ -33,6 +34,9 @@ enum Cmd {
     /// Boot an image in QEMU (virtio disk and NIC) and report whether it
     /// booted, or why not. Exit 0 booted, 1 failed, 2 usage or I/O error.
     BootCheck(bootcheck::Args),
+    /// Inspect a stopped guest's disks read-only: OS, kernels, bootloader,
+    /// every Xen-ism, and a verdict. Exit 0 ready or needs, 3 blocked, 1 error.
+    Inspect(inspect::Args),
     /// Translate a Xen domain config (libvirt XML, or xl.cfg with --from xl)
     /// into KVM libvirt XML. Exit 0 done, 1 error.
     Domxml(domxml::Args),
@@ -47,6 +51,8 @@ pub(crate) enum Exit {
     Failed = 1,
     /// Usage or I/O error (clap's usage errors are 2 as well).
     Error = 2,
+    /// The guest cannot be converted (inspect: blocked).
+    Blocked = 3,
 }
 
 /// How an error exits: boot-check reserves 1 for "did not boot", so its
@@ -54,7 +60,7 @@ pub(crate) enum Exit {
 fn error_exit(cmd: &Cmd) -> Exit {
     match cmd {
         Cmd::BootCheck(_) => Exit::Error,
-        Cmd::Domxml(_) => Exit::Failed,
+        Cmd::Domxml(_) | Cmd::Inspect(_) => Exit::Failed,
     }
 }
 
@@ -64,6 +70,7 @@ fn main() -> ExitCode {
     let result = match cli.cmd {
         Cmd::BootCheck(args) => bootcheck::run(args),
         Cmd::Domxml(args) => domxml::run(args),
+        Cmd::Inspect(args) => inspect::run(args),
     };
     match result {
         Ok(code) => ExitCode::from(code as u8),

@@ -29,6 +29,8 @@ pub enum Error {
     },
     /// The disk is missing or unreadable on the host.
     Disk(String),
+    /// The operating system is not Linux.
+    NotLinux(String),
 }
 
 /// The inspector's result type.
@@ -63,6 +65,9 @@ impl fmt::Display for Error {
                 )
             }
             Error::Disk(m) => f.write_str(m),
+            Error::NotLinux(what) => {
+                write!(f, "the guest is {what}: xen2kvm converts Linux guests only")
+            }
         }
     }
 }

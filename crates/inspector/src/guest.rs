@@ -75,6 +75,13 @@ impl Guest {
         g.launch().map_err(gerr("launch", ""))?;
         let roots = g.inspect_os().map_err(gerr("inspect_os", ""))?;
         let device = choose_root(roots, opts.root.as_deref())?;
+        let os_type = g
+            .inspect_get_type(&device)
+            .map_err(gerr("inspect_get_type", &device))?;
+        if os_type != "linux" {
+            let product = g.inspect_get_product_name(&device).unwrap_or_default();
+            return Err(Error::NotLinux(format!("{os_type} ({product})")));
+        }
         let root = describe_and_mount(&g, &device, opts.readonly)?;
         Ok(Guest {
             g,
@@ -101,12 +108,59 @@ impl Guest {
             .map_err(gerr("command", &argv.join(" ")))
     }
 
+    /// Whether the disk holding the root has a bootloader on it: GRUB (2 or
+    /// legacy) or LILO in the MBR, or a generic MBR chain-loading an active
+    /// partition whose boot sector has one. `false` for an empty code area,
+    /// a generic MBR with nothing to chain-load, or a disk without a
+    /// partition table (a filesystem given to Xen as a whole disk): what
+    /// pygrub-only guests have.
+    pub fn boot_code(&self) -> Result<bool> {
+        let dev = self
+            .g
+            .part_to_dev(&self.root.device)
+            .unwrap_or_else(|_| self.root.device.clone());
+        if self.g.part_get_parttype(&dev).is_err() {
+            return Ok(false);
+        }
+        let mbr = self
+            .g
+            .pread_device(&dev, 512, 0)
+            .map_err(gerr("pread_device", &dev))?;
+        if mbr.len() < 512 {
+            return Ok(false);
+        }
+        if has_loader(&mbr[..440]) {
+            return Ok(true);
+        }
+        if mbr[..440].iter().all(|&b| b == 0) {
+            return Ok(false);
+        }
+        for entry in mbr[446..510].chunks(16) {
+            let lba = u32::from_le_bytes([entry[8], entry[9], entry[10], entry[11]]);
+            if entry[0] == 0x80 && lba > 0 {
+                let vbr = self
+                    .g
+                    .pread_device(&dev, 512, i64::from(lba) * 512)
+                    .map_err(gerr("pread_device", &dev))?;
+                return Ok(has_loader(&vbr));
+            }
+        }
+        Ok(false)
+    }
+
     /// Unmounts everything and shuts the appliance down, so that every write
     /// is on the disk before this returns.
     pub fn close(self) -> Result<()> {
         self.g.umount_all().map_err(gerr("umount_all", ""))?;
         self.g.shutdown().map_err(gerr("shutdown", ""))
     }
+}
+
+/// Whether a boot sector holds a known bootloader's code.
+fn has_loader(sector: &[u8]) -> bool {
+    [&b"GRUB"[..], b"LILO", b"SYSLINUX", b"EXTLINUX", b"ISOLINUX"]
+        .iter()
+        .any(|sig| sector.windows(sig.len()).any(|w| w == *sig))
 }
 
 fn choose_root(roots: Vec<String>, wanted: Option<&str>) -> Result<String> {

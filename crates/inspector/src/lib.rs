@@ -16,8 +16,10 @@
 pub mod bootconf;
 #[cfg(feature = "appliance")]
 mod error;
+pub mod facts;
 #[cfg(feature = "appliance")]
 mod guest;
+pub mod initrd;
 
 #[cfg(feature = "appliance")]
 pub use error::{Error, Result};

@@ -1,0 +1,312 @@
+//! `xen2kvm inspect`: read-only inspection of a stopped Xen guest, with a
+//! readiness verdict. Exit 0 ready or needs, 3 blocked, 1 error.
+
+use std::os::unix::fs::FileTypeExt;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+use xen2kvm_inspector::facts::{self, Avail, Facts, Verdict};
+use xen2kvm_inspector::{Guest, OpenOptions};
+
+use crate::Exit;
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// The guest's disk images (all of them, in the Xen config's order).
+    #[arg(required = true)]
+    disks: Vec<PathBuf>,
+    /// Which root filesystem to inspect when the disks hold several.
+    #[arg(long, value_name = "DEV")]
+    root: Option<String>,
+    /// Disk format (raw, qcow2, …); detected from each image when omitted.
+    #[arg(long)]
+    format: Option<String>,
+    /// Print a JSON document (schema in docs/json.md) instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+pub(crate) fn run(args: Args) -> Result<Exit> {
+    let format = match &args.format {
+        Some(f) => Some(f.clone()),
+        None => {
+            let first = &args.disks[0];
+            let meta = std::fs::metadata(first).with_context(|| format!("{}", first.display()))?;
+            anyhow::ensure!(
+                meta.is_file() || meta.file_type().is_block_device(),
+                "{}: not a disk image file",
+                first.display()
+            );
+            Some(xen2kvm_bootcheck::qemu::detect_format(first)?.to_owned())
+        }
+    };
+    let guest = Guest::open(
+        &args.disks,
+        &OpenOptions {
+            readonly: true,
+            format,
+            root: args.root.clone(),
+        },
+    )?;
+    let mut f = facts::read(&guest).context("reading the guest's files")?;
+    f.bootloader.boot_code = Some(guest.boot_code()?);
+    let info = guest.root().clone();
+    if f.os.distro.is_empty() {
+        f.os.distro = info.distro.clone();
+        f.os.product = info.product_name.clone();
+        f.os.version = format!("{}.{}", info.version.0, info.version.1);
+    }
+    guest.close()?;
+    let verdict = facts::verdict(&f);
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&JsonInspect::new(
+                &args.disks,
+                &info.device,
+                &info.arch,
+                &f,
+                &verdict
+            ))?
+        );
+    } else {
+        print_human(&info.device, &info.arch, &f, &verdict);
+    }
+    Ok(match verdict {
+        Verdict::Blocked { .. } => Exit::Blocked,
+        _ => Exit::Ok,
+    })
+}
+
+fn avail(a: &Avail) -> String {
+    match a {
+        Avail::Module(p) => format!("module {p}"),
+        Avail::Builtin => "built in".to_owned(),
+        Avail::Missing => "missing".to_owned(),
+    }
+}
+
+fn print_human(root: &str, arch: &str, f: &Facts, v: &Verdict) {
+    println!(
+        "guest: {} {} ({}), root {root}, {arch}, init {}",
+        f.os.distro, f.os.version, f.os.product, f.init
+    );
+    println!("kernels:");
+    for k in &f.kernels {
+        let xen = k
+            .xen_only
+            .as_deref()
+            .map(|w| format!(" XEN-ONLY ({w})"))
+            .unwrap_or_default();
+        let virtio: Vec<String> = k
+            .virtio
+            .iter()
+            .map(|(d, a)| {
+                format!(
+                    "{d}: {}",
+                    if *a == Avail::Missing {
+                        "missing"
+                    } else {
+                        "yes"
+                    }
+                )
+            })
+            .collect();
+        println!("  {}{xen}", k.version);
+        println!("    virtio: {}", virtio.join(", "));
+        match (&k.initrd, k.initrd_virtio_blk, &k.initrd_error) {
+            (Some(i), Some(has), _) => println!(
+                "    initrd: {i} ({} virtio_blk)",
+                if has { "has" } else { "no" }
+            ),
+            (Some(i), None, Some(e)) => println!("    initrd: {i} (unreadable: {e})"),
+            (Some(i), None, None) => println!("    initrd: {i}"),
+            (None, ..) => println!("    initrd: none"),
+        }
+    }
+    let b = &f.bootloader;
+    println!(
+        "bootloader: {}{}; boot code on disk: {}",
+        b.kind,
+        b.config
+            .as_ref()
+            .map(|c| format!(" ({c})"))
+            .unwrap_or_default(),
+        match b.boot_code {
+            Some(true) => "yes",
+            Some(false) => "no (pygrub-only)",
+            None => "not checked",
+        }
+    );
+    if let Some(e) = &b.default_entry {
+        println!("  default entry: {:?}: {} {}", e.title, e.kernel, e.cmdline);
+    }
+    println!("initrd tool: {}", f.initrd_tool);
+    println!("xen-isms ({}):", f.xenisms.len());
+    for x in &f.xenisms {
+        let at = if x.line > 0 {
+            format!("{}:{}", x.file, x.line)
+        } else {
+            x.file.to_string()
+        };
+        println!("  [{}] {at}: {}", x.kind, x.text.trim());
+    }
+    match v {
+        Verdict::Ready => println!("verdict: ready (boots under KVM as it is)"),
+        Verdict::Needs(n) => {
+            println!("verdict: needs conversion (xen2kvm convert will):");
+            for item in n {
+                println!("  - {item}");
+            }
+        }
+        Verdict::Blocked { reason, remedy } => {
+            println!("verdict: blocked: {reason}");
+            println!("  remedy: {remedy}");
+        }
+    }
+}
+
+/// `inspect --json`, version 1 (docs/json.md).
+#[derive(Serialize)]
+struct JsonInspect {
+    version: u32,
+    disks: Vec<String>,
+    root: String,
+    os: JsonOs,
+    kernels: Vec<JsonKernel>,
+    chosen_kernel: Option<String>,
+    bootloader: JsonBootloader,
+    initrd_tool: &'static str,
+    xenisms: Vec<JsonXenism>,
+    verdict: JsonVerdict,
+}
+
+#[derive(Serialize)]
+struct JsonOs {
+    distro: String,
+    version: String,
+    product: String,
+    arch: String,
+    init: &'static str,
+}
+
+#[derive(Serialize)]
+struct JsonKernel {
+    version: String,
+    image: String,
+    xen_only: Option<String>,
+    virtio: std::collections::BTreeMap<&'static str, String>,
+    initrd: Option<String>,
+    initrd_virtio_blk: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    initrd_error: Option<String>,
+}
+
+#[derive(Serialize)]
+struct JsonBootloader {
+    kind: &'static str,
+    config: Option<String>,
+    default_entry: Option<JsonEntry>,
+    boot_code: Option<bool>,
+}
+
+#[derive(Serialize)]
+struct JsonEntry {
+    title: String,
+    kernel: String,
+    initrd: Option<String>,
+    cmdline: String,
+}
+
+#[derive(Serialize)]
+struct JsonXenism {
+    kind: &'static str,
+    file: String,
+    line: usize,
+    text: String,
+}
+
+#[derive(Serialize)]
+struct JsonVerdict {
+    status: &'static str,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    needs: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    remedy: Option<String>,
+}
+
+impl JsonInspect {
+    fn new(disks: &[PathBuf], root: &str, arch: &str, f: &Facts, v: &Verdict) -> JsonInspect {
+        JsonInspect {
+            version: 1,
+            disks: disks.iter().map(|d| d.display().to_string()).collect(),
+            root: root.to_owned(),
+            os: JsonOs {
+                distro: f.os.distro.clone(),
+                version: f.os.version.clone(),
+                product: f.os.product.clone(),
+                arch: arch.to_owned(),
+                init: f.init,
+            },
+            kernels: f
+                .kernels
+                .iter()
+                .map(|k| JsonKernel {
+                    version: k.version.clone(),
+                    image: k.image.to_string(),
+                    xen_only: k.xen_only.clone(),
+                    virtio: k.virtio.iter().map(|(d, a)| (*d, avail(a))).collect(),
+                    initrd: k.initrd.as_ref().map(ToString::to_string),
+                    initrd_virtio_blk: k.initrd_virtio_blk,
+                    initrd_error: k.initrd_error.clone(),
+                })
+                .collect(),
+            chosen_kernel: facts::chosen_kernel(f).map(|k| k.version.clone()),
+            bootloader: JsonBootloader {
+                kind: f.bootloader.kind,
+                config: f.bootloader.config.as_ref().map(ToString::to_string),
+                default_entry: f.bootloader.default_entry.as_ref().map(|e| JsonEntry {
+                    title: e.title.clone(),
+                    kernel: e.kernel.clone(),
+                    initrd: e.initrd.clone(),
+                    cmdline: e.cmdline.clone(),
+                }),
+                boot_code: f.bootloader.boot_code,
+            },
+            initrd_tool: f.initrd_tool,
+            xenisms: f
+                .xenisms
+                .iter()
+                .map(|x| JsonXenism {
+                    kind: x.kind,
+                    file: x.file.to_string(),
+                    line: x.line,
+                    text: x.text.clone(),
+                })
+                .collect(),
+            verdict: match v {
+                Verdict::Ready => JsonVerdict {
+                    status: "ready",
+                    needs: vec![],
+                    reason: None,
+                    remedy: None,
+                },
+                Verdict::Needs(n) => JsonVerdict {
+                    status: "needs",
+                    needs: n.clone(),
+                    reason: None,
+                    remedy: None,
+                },
+                Verdict::Blocked { reason, remedy } => JsonVerdict {
+                    status: "blocked",
+                    needs: vec![],
+                    reason: Some(reason.clone()),
+                    remedy: Some(remedy.clone()),
+                },
+            },
+        }
+    }
+}

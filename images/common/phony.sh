@@ -1,0 +1,183 @@
+#!/usr/bin/env bash
+# Shared steps for the phony test guests (sourced by their build.sh), in the
+# manner of libguestfs' phony guests: a small disk whose files are faithful
+# to the distribution (see ../shared/GUEST-FACTS.md), with a static busybox
+# as /bin/sh and recording stubs for the tools xen2kvm runs in a guest
+# (grub2-mkconfig, dracut, mkinitrd, update-initramfs, grub2-set-default…):
+# each appends its name and arguments to /var/log/xen2kvm-stub-calls.log.
+# Kernels are phony too: an image file, a config with the flags that matter,
+# empty module files, and a real initrd (a compressed newc cpio listing the
+# modules it holds).
+#
+# Inputs (environment): OUT (raw image to create), WORK (scratch directory).
+set -euo pipefail
+: "${OUT:?}" "${WORK:?}"
+export LIBGUESTFS_BACKEND="${LIBGUESTFS_BACKEND:-direct}"
+export LIBGUESTFS_BACKEND_SETTINGS="${LIBGUESTFS_BACKEND_SETTINGS:-force_tcg}"
+
+T="$WORK/tree"
+rm -rf "$T" && mkdir -p "$T"
+mkdir -p "$T"/{bin,sbin,usr/bin,usr/sbin,etc,boot,lib/modules,var/log,tmp,root,dev,proc,sys}
+
+log() { echo "[image] $*" >&2; }
+
+# put PATH < content: writes a guest file.
+put() {
+    mkdir -p "$(dirname "$T$1")"
+    cat > "$T$1"
+}
+
+# busybox as /bin/sh (static: no libc in the guest).
+install_busybox() {
+    cp /bin/busybox "$T/bin/busybox"
+    ln -sf busybox "$T/bin/sh"
+    for t in cat echo ls mv cp rm ln mkdir grep sed true false; do ln -sf busybox "$T/bin/$t"; done
+}
+
+# stub PATH...: a recording stub at each guest path.
+stub() {
+    local s
+    for s in "$@"; do
+        mkdir -p "$(dirname "$T$s")"
+        printf '#!/bin/sh\n# xen2kvm test stub: records its call.\necho "%s $*" >> /var/log/xen2kvm-stub-calls.log\nexit 0\n' "$s" > "$T$s"
+        chmod 755 "$T$s"
+    done
+}
+
+# kernel VERSION KIND MODEXT COMPRESS INITRD-PATH [MODULE-IN-INITRD...]
+#   KIND: xen (xenlinux, Xen-only), pvops (Xen and KVM), native (no Xen)
+#   MODEXT: .ko, .ko.xz or .ko.zst; COMPRESS: gzip, xz or zstd
+kernel() {
+    local v="$1" kind="$2" ext="$3" comp="$4" initrd="$5"
+    shift 5
+    local m="$T/lib/modules/$v/kernel/drivers"
+    echo "phony kernel $v" > "$T/boot/vmlinuz-$v"
+    echo "phony System.map $v" > "$T/boot/System.map-$v"
+    {
+        echo "# Linux/x86_64 $v Kernel Configuration (phony)"
+        case "$kind" in
+            xen)
+                echo "CONFIG_X86_64_XEN=y"
+                echo "CONFIG_XEN=y"
+                echo "CONFIG_XEN_BLKDEV_FRONTEND=m"
+                echo "CONFIG_XEN_NETDEV_FRONTEND=m"
+                echo 'CONFIG_LOCALVERSION="-xen"'
+                ;;
+            pvops)
+                echo "CONFIG_XEN=y"
+                echo "CONFIG_XEN_PV=y"
+                echo "CONFIG_XEN_BLKDEV_FRONTEND=m"
+                echo "CONFIG_VIRTIO=m"
+                echo "CONFIG_VIRTIO_PCI=m"
+                echo "CONFIG_VIRTIO_BLK=m"
+                echo "CONFIG_VIRTIO_NET=m"
+                echo "CONFIG_SCSI_VIRTIO=m"
+                ;;
+            native)
+                echo "# CONFIG_X86_64_XEN is not set"
+                echo "CONFIG_VIRTIO=m"
+                echo "CONFIG_VIRTIO_PCI=m"
+                echo "CONFIG_VIRTIO_BLK=m"
+                echo "CONFIG_VIRTIO_NET=m"
+                echo "CONFIG_SCSI_VIRTIO=m"
+                ;;
+        esac
+    } > "$T/boot/config-$v"
+    mkdir -p "$m/block" "$m/net" "$m/virtio" "$m/scsi" "$m/xen/blkfront" "$m/xen/netfront"
+    case "$kind" in
+        xen)
+            : > "$m/xen/blkfront/xenblk$ext"
+            : > "$m/xen/netfront/xennet$ext"
+            ;;
+        *)
+            : > "$m/block/virtio_blk$ext"
+            : > "$m/net/virtio_net$ext"
+            : > "$m/virtio/virtio_pci$ext"
+            : > "$m/virtio/virtio$ext"
+            : > "$m/virtio/virtio_ring$ext"
+            : > "$m/scsi/virtio_scsi$ext"
+            ;;
+    esac
+    if [[ "$kind" == pvops ]]; then
+        : > "$m/block/xen-blkfront$ext"
+        : > "$m/net/xen-netfront$ext"
+    fi
+    : > "$T/lib/modules/$v/modules.builtin"
+    # The initrd: a newc cpio of the named modules (found under the module
+    # tree), compressed.
+    local ir="$WORK/initrd-root" mod f
+    rm -rf "$ir" && mkdir -p "$ir"
+    echo "#!/bin/sh" > "$ir/init"
+    for mod in "$@"; do
+        f="$(cd "$T" && find "lib/modules/$v" -name "$mod$ext" | head -n1)"
+        [[ -n "$f" ]] || { log "kernel $v has no module $mod"; exit 1; }
+        mkdir -p "$ir/$(dirname "$f")"
+        : > "$ir/$f"
+    done
+    local cmd
+    case "$comp" in
+        gzip) cmd="gzip -9n" ;;
+        xz) cmd="xz --check=crc32" ;;
+        zstd) cmd="zstd -q -19" ;;
+    esac
+    (cd "$ir" && find . | LC_ALL=C sort | cpio --quiet -o -H newc --reproducible | $cmd) > "$T$initrd"
+}
+
+# make_disk LAYOUT: writes $OUT from the tree.
+#   mbr-swap-ext3: xvda1 swap, xvda2 ext3 root (SLES 11 style)
+#   mbr-swap-ext4: xvda1 swap, xvda2 ext4 root
+#   mbr-ext4:      xvda1 ext4 root, xvda2 swap
+#   mbr-btrfs:     xvda1 swap, xvda2 btrfs with SUSE subvolumes (@ default)
+make_disk() {
+    local layout="$1" fs_uuid="$2"
+    rm -f "$OUT"
+    truncate -s 256M "$OUT"
+    tar --numeric-owner -C "$T" -cf "$WORK/tree.tar" .
+    {
+        echo "run"
+        echo "part-init /dev/sda mbr"
+        case "$layout" in
+            mbr-swap-ext3)
+                echo "part-add /dev/sda p 2048 133119"
+                echo "part-add /dev/sda p 133120 -1"
+                echo "mkswap /dev/sda1"
+                echo "mke2fs /dev/sda2 fstype:ext3 uuid:$fs_uuid"
+                echo "mount /dev/sda2 /"
+                ;;
+            mbr-swap-ext4)
+                echo "part-add /dev/sda p 2048 133119"
+                echo "part-add /dev/sda p 133120 -1"
+                echo "mkswap /dev/sda1 uuid:0b7e2d5c-6a41-4f0e-9b6a-3c1f0e8d2a11"
+                echo "mke2fs /dev/sda2 fstype:ext4 uuid:$fs_uuid"
+                echo "mount /dev/sda2 /"
+                ;;
+            mbr-ext4)
+                echo "part-add /dev/sda p 2048 393215"
+                echo "part-add /dev/sda p 393216 -1"
+                echo "mke2fs /dev/sda1 fstype:ext4 uuid:$fs_uuid"
+                echo "mkswap /dev/sda2"
+                echo "mount /dev/sda1 /"
+                ;;
+            mbr-btrfs)
+                echo "part-add /dev/sda p 2048 133119"
+                echo "part-add /dev/sda p 133120 -1"
+                echo "mkswap /dev/sda1"
+                echo "mkfs-btrfs /dev/sda2"
+                echo "set-uuid /dev/sda2 $fs_uuid"
+                echo "mount /dev/sda2 /"
+                echo "btrfs-subvolume-create /@"
+                for sv in var home opt srv tmp usr/local .snapshots; do
+                    echo "mkdir-p /@/$(dirname "$sv")"
+                    echo "btrfs-subvolume-create /@/$sv"
+                done
+                echo "btrfs-subvolume-set-default 256 /"
+                echo "umount /"
+                echo "mount /dev/sda2 /"
+                ;;
+        esac
+        echo "tar-in $WORK/tree.tar /"
+        echo "umount-all"
+    } > "$WORK/session.gf"
+    guestfish --rw -a "$OUT" -f "$WORK/session.gf" >&2
+    echo "phony guest: no package manifest" > "$WORK/manifest.txt"
+}

@@ -187,3 +187,58 @@ pub fn sha256_file(path: &Path) -> String {
     io::copy(&mut f, &mut h).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
+
+/// Checks `value` against a JSON Schema subset (type, properties, required,
+/// items, enum, additionalProperties: false); returns every violation.
+pub fn schema_errors(schema: &serde_json::Value, value: &serde_json::Value, at: &str) -> Vec<String> {
+    use serde_json::Value;
+    let mut errs = Vec::new();
+    let type_ok = |t: &str| match t {
+        "object" => value.is_object(),
+        "array" => value.is_array(),
+        "string" => value.is_string(),
+        "integer" => value.is_i64() || value.is_u64(),
+        "number" => value.is_number(),
+        "boolean" => value.is_boolean(),
+        "null" => value.is_null(),
+        _ => false,
+    };
+    match schema.get("type") {
+        Some(Value::String(t)) if !type_ok(t) => errs.push(format!("{at}: expected {t}, got {value}")),
+        Some(Value::Array(ts)) if !ts.iter().any(|t| t.as_str().is_some_and(type_ok)) => {
+            errs.push(format!("{at}: expected one of {ts:?}, got {value}"))
+        }
+        _ => {}
+    }
+    if value.is_null() {
+        return errs;
+    }
+    if let Some(Value::Array(allowed)) = schema.get("enum") {
+        if !allowed.contains(value) {
+            errs.push(format!("{at}: {value} not in {allowed:?}"));
+        }
+    }
+    if let (Some(obj), Some(Value::Object(props))) = (value.as_object(), schema.get("properties")) {
+        for r in schema.get("required").and_then(Value::as_array).into_iter().flatten() {
+            let r = r.as_str().unwrap_or_default();
+            if !obj.contains_key(r) {
+                errs.push(format!("{at}: missing {r}"));
+            }
+        }
+        for (k, v) in obj {
+            match props.get(k) {
+                Some(sub) => errs.extend(schema_errors(sub, v, &format!("{at}.{k}"))),
+                None if schema.get("additionalProperties") == Some(&Value::Bool(false)) => {
+                    errs.push(format!("{at}: undocumented field {k}"))
+                }
+                None => {}
+            }
+        }
+    }
+    if let (Some(items), Some(schema_items)) = (value.as_array(), schema.get("items")) {
+        for (i, v) in items.iter().enumerate() {
+            errs.extend(schema_errors(schema_items, v, &format!("{at}[{i}]")));
+        }
+    }
+    errs
+}

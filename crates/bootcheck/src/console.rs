@@ -282,17 +282,18 @@ fn root_wait(line: &str) -> Option<String> {
         ));
     }
     // systemd: "A start job is running for /dev/xvda1 (1min 2s / no limit)"
-    if let Some(i) = line.find("A start job is running for ") {
-        let rest = &line[i + "A start job is running for ".len()..];
-        let (what, timing) = rest.rsplit_once(" (")?;
-        let waited = parse_duration(timing.split(" / ").next()?)?;
-        let dev = what.rsplit(' ').next().unwrap_or(what);
-        let dev = device_name(dev);
-        if waited >= ROOT_WAIT_SECS && (dev.starts_with("/dev/") || what.contains("/dev/")) {
-            return Some(dev);
-        }
-    }
-    None
+    // or, when it shows the job by unit: "Job dev-xvda1.device/start running (7s / no limit)"
+    let rest = if let Some(i) = line.find("A start job is running for ") {
+        line[i + "A start job is running for ".len()..].to_owned()
+    } else if let Some(i) = line.find("Job dev-") {
+        line[i + "Job ".len()..].replacen("/start running", "", 1)
+    } else {
+        return None;
+    };
+    let (what, timing) = rest.rsplit_once(" (")?;
+    let waited = parse_duration(timing.split(" / ").next()?)?;
+    let dev = device_name(what.rsplit(' ').next().unwrap_or(what));
+    (waited >= ROOT_WAIT_SECS && dev.starts_with("/dev/")).then_some(dev)
 }
 
 /// `/dev/xvda1` from `/dev/xvda1` or from its unit name `dev-xvda1.device`.
@@ -362,6 +363,8 @@ mod tests {
         let short = "[  *** ] A start job is running for /dev/xvda1 (12s / no limit)\n";
         assert_eq!(scan(short, "MARK"), None);
         let long = "[ ***  ] A start job is running for /dev/xvda1 (1min 3s / no limit)\n";
+        let unit = "[  *** ] Job dev-xvda1.device/start running (31s / no limit)\n";
+        assert!(matches!(scan(unit, "MARK"), Some(Verdict::Failed(Failure::RootDeviceMissing { .. }))));
         match scan(long, "MARK") {
             Some(Verdict::Failed(Failure::RootDeviceMissing { device, .. })) => {
                 assert_eq!(device, "/dev/xvda1")

@@ -34,11 +34,12 @@ const GRUB2: &[&str] = &[
     "/grub/grub.cfg",
     "/grub2/grub.cfg",
 ];
+/// `grub.conf` before `menu.lst`: on RHEL, menu.lst is a symlink to it.
 const LEGACY: &[&str] = &[
-    "/boot/grub/menu.lst",
     "/boot/grub/grub.conf",
-    "/grub/menu.lst",
+    "/boot/grub/menu.lst",
     "/grub/grub.conf",
+    "/grub/menu.lst",
 ];
 
 /// The default entry of the first boot config found, or `None` when the

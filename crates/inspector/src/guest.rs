@@ -54,6 +54,9 @@ impl Guest {
         for d in disks {
             std::fs::File::open(d)
                 .map_err(|e| Error::Disk(format!("cannot open disk {}: {e}", d.display())))?;
+            if opts.format.as_deref() == Some("qcow2") {
+                check_qcow2(d)?;
+            }
         }
         let g = Handle::create().map_err(gerr("create", ""))?;
         if let Some(settings) = crate::appliance_env() {
@@ -156,6 +159,24 @@ impl Guest {
     }
 }
 
+/// Refuses a damaged qcow2 image (truncated, corrupt metadata) before the
+/// appliance reads garbage from it: `qemu-img check` exit 1 or 2.
+fn check_qcow2(disk: &std::path::Path) -> Result<()> {
+    let out = std::process::Command::new("qemu-img")
+        .args(["check", "-q", "-f", "qcow2"])
+        .arg(disk)
+        .output()
+        .map_err(|e| Error::Disk(format!("running qemu-img check on {}: {e}", disk.display())))?;
+    match out.status.code() {
+        Some(0) | Some(3) => Ok(()),
+        _ => {
+            let msg = String::from_utf8_lossy(&out.stderr);
+            let first = msg.lines().map(|l| l.trim_start_matches("qemu-img: ")).find(|l| !l.trim().is_empty()).unwrap_or("qemu-img check failed");
+            Err(Error::Disk(format!("{} is a damaged qcow2 image (truncated or corrupt): qemu-img check: {first}", disk.display())))
+        }
+    }
+}
+
 /// Whether a boot sector holds a known bootloader's code.
 fn has_loader(sector: &[u8]) -> bool {
     [&b"GRUB"[..], b"LILO", b"SYSLINUX", b"EXTLINUX", b"ISOLINUX"]
@@ -187,6 +208,11 @@ fn describe_and_mount(g: &Handle, dev: &str, readonly: bool) -> Result<RootInfo>
         .map_err(gerr("inspect_get_mountpoints", dev))?
         .into_iter()
         .collect();
+    // The chosen root is "/", whatever the guest's fstab says: a guest whose
+    // fstab names a device that maps to another root (two guests with
+    // "/dev/xvda1 /" on one disk) must not mount the other one.
+    points.retain(|(p, _)| p != "/");
+    points.push(("/".to_owned(), dev.to_owned()));
     // Mount parents before children: "/" then "/boot" then "/boot/efi".
     points.sort_by(|a, b| a.0.len().cmp(&b.0.len()).then_with(|| a.0.cmp(&b.0)));
     let mut mounts = Vec::new();

@@ -190,7 +190,11 @@ pub fn sha256_file(path: &Path) -> String {
 
 /// Checks `value` against a JSON Schema subset (type, properties, required,
 /// items, enum, additionalProperties: false); returns every violation.
-pub fn schema_errors(schema: &serde_json::Value, value: &serde_json::Value, at: &str) -> Vec<String> {
+pub fn schema_errors(
+    schema: &serde_json::Value,
+    value: &serde_json::Value,
+    at: &str,
+) -> Vec<String> {
     use serde_json::Value;
     let mut errs = Vec::new();
     let type_ok = |t: &str| match t {
@@ -204,7 +208,9 @@ pub fn schema_errors(schema: &serde_json::Value, value: &serde_json::Value, at: 
         _ => false,
     };
     match schema.get("type") {
-        Some(Value::String(t)) if !type_ok(t) => errs.push(format!("{at}: expected {t}, got {value}")),
+        Some(Value::String(t)) if !type_ok(t) => {
+            errs.push(format!("{at}: expected {t}, got {value}"))
+        }
         Some(Value::Array(ts)) if !ts.iter().any(|t| t.as_str().is_some_and(type_ok)) => {
             errs.push(format!("{at}: expected one of {ts:?}, got {value}"))
         }
@@ -219,7 +225,12 @@ pub fn schema_errors(schema: &serde_json::Value, value: &serde_json::Value, at: 
         }
     }
     if let (Some(obj), Some(Value::Object(props))) = (value.as_object(), schema.get("properties")) {
-        for r in schema.get("required").and_then(Value::as_array).into_iter().flatten() {
+        for r in schema
+            .get("required")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             let r = r.as_str().unwrap_or_default();
             if !obj.contains_key(r) {
                 errs.push(format!("{at}: missing {r}"));

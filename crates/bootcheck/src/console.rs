@@ -364,7 +364,10 @@ mod tests {
         assert_eq!(scan(short, "MARK"), None);
         let long = "[ ***  ] A start job is running for /dev/xvda1 (1min 3s / no limit)\n";
         let unit = "[  *** ] Job dev-xvda1.device/start running (31s / no limit)\n";
-        assert!(matches!(scan(unit, "MARK"), Some(Verdict::Failed(Failure::RootDeviceMissing { .. }))));
+        assert!(matches!(
+            scan(unit, "MARK"),
+            Some(Verdict::Failed(Failure::RootDeviceMissing { .. }))
+        ));
         match scan(long, "MARK") {
             Some(Verdict::Failed(Failure::RootDeviceMissing { device, .. })) => {
                 assert_eq!(device, "/dev/xvda1")

@@ -757,3 +757,133 @@ mod tests {
         assert!(!has_xen_driver("INITRD_MODULES=\"virtio_blk\""));
     }
 }
+
+#[cfg(test)]
+mod dirfs_tests {
+    use super::*;
+    use std::fs;
+    use xen2kvm_vfs::DirFs;
+
+    fn write(root: &std::path::Path, path: &str, text: &str) {
+        let p = root.join(path.trim_start_matches('/'));
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, text).unwrap();
+    }
+
+    /// A small SLES 11-like tree: a Xen-only kernel and a default one.
+    fn sles11(root: &std::path::Path, with_default: bool) {
+        write(
+            root,
+            "/etc/SuSE-release",
+            "SUSE Linux Enterprise Server 11 (x86_64)\nVERSION = 11\nPATCHLEVEL = 4\n",
+        );
+        write(root, "/etc/fstab", "/dev/xvda1 swap swap defaults 0 0\n# /dev/xvdz1 /old ext3\nUUID=abc / ext3 defaults 1 1\n");
+        write(
+            root,
+            "/etc/inittab",
+            "id:3:initdefault:\nx0:12345:respawn:/sbin/agetty -L 9600 xvc0 xterm\n",
+        );
+        write(
+            root,
+            "/etc/sysconfig/kernel",
+            "INITRD_MODULES=\"ext3 xenblk\"\nDOMU_INITRD_MODULES=\"xennet xenblk\"\n",
+        );
+        write(root, "/boot/vmlinuz-3.0.101-63-xen", "k");
+        write(
+            root,
+            "/boot/config-3.0.101-63-xen",
+            "CONFIG_X86_64_XEN=y\nCONFIG_XEN=y\n",
+        );
+        if with_default {
+            write(root, "/boot/vmlinuz-3.0.101-63-default", "k");
+            write(
+                root,
+                "/boot/config-3.0.101-63-default",
+                "CONFIG_VIRTIO_BLK=m\nCONFIG_VIRTIO_PCI=y\n",
+            );
+            write(
+                root,
+                "/lib/modules/3.0.101-63-default/kernel/drivers/block/virtio_blk.ko",
+                "",
+            );
+        }
+        write(
+            root,
+            "/boot/grub/menu.lst",
+            "default 0\ntitle Xen\n  root (hd0,1)\n  kernel /boot/vmlinuz-3.0.101-63-xen root=/dev/xvda2 console=xvc0\n",
+        );
+        write(root, "/lib/mkinitrd/setup/README", "");
+    }
+
+    #[test]
+    fn sles11_facts_and_verdict() {
+        let t = tempfile::tempdir().unwrap();
+        sles11(t.path(), true);
+        let f = read(&DirFs::new(t.path())).unwrap();
+        assert_eq!(
+            (f.os.distro.as_str(), f.os.version.as_str()),
+            ("sles", "11.4")
+        );
+        assert_eq!(f.init, "sysvinit");
+        assert_eq!(f.initrd_tool, "suse-mkinitrd");
+        let versions: Vec<&str> = f.kernels.iter().map(|k| k.version.as_str()).collect();
+        assert_eq!(versions, ["3.0.101-63-xen", "3.0.101-63-default"]);
+        assert!(f.kernels[0].xen_only.is_some() && f.kernels[1].xen_only.is_none());
+        assert_eq!(
+            f.kernels[1].virtio[0],
+            (
+                "virtio_blk",
+                Avail::Module(
+                    "/lib/modules/3.0.101-63-default/kernel/drivers/block/virtio_blk.ko".into()
+                )
+            )
+        );
+        assert_eq!(f.kernels[1].virtio[2], ("virtio_pci", Avail::Builtin));
+        assert_eq!(f.kernels[1].virtio[1], ("virtio_net", Avail::Missing));
+        assert_eq!(f.bootloader.kind, "grub-legacy");
+        let found: Vec<(&str, String, usize)> = f
+            .xenisms
+            .iter()
+            .map(|x| (x.kind, x.file.to_string(), x.line))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                (
+                    "xen-only-kernel",
+                    "/boot/vmlinuz-3.0.101-63-xen".to_owned(),
+                    0
+                ),
+                ("block-device", "/etc/fstab".to_owned(), 1),
+                ("block-device", "/boot/grub/menu.lst".to_owned(), 4),
+                ("console", "/boot/grub/menu.lst".to_owned(), 4),
+                ("console", "/etc/inittab".to_owned(), 2),
+                ("initrd-driver", "/etc/sysconfig/kernel".to_owned(), 1),
+                ("initrd-driver", "/etc/sysconfig/kernel".to_owned(), 2),
+            ]
+        );
+        assert_eq!(chosen_kernel(&f).unwrap().version, "3.0.101-63-default");
+        match verdict(&f) {
+            Verdict::Needs(n) => assert!(
+                n.iter()
+                    .any(|s| s.starts_with("make 3.0.101-63-default the default")),
+                "{n:?}"
+            ),
+            v => panic!("{v:?}"),
+        }
+    }
+
+    #[test]
+    fn xen_only_guest_is_blocked_with_the_package_to_install() {
+        let t = tempfile::tempdir().unwrap();
+        sles11(t.path(), false);
+        let f = read(&DirFs::new(t.path())).unwrap();
+        assert_eq!(
+            verdict(&f),
+            Verdict::Blocked {
+                reason: "only Xen kernels are installed (3.0.101-63-xen)".into(),
+                remedy: "install kernel-default in the guest first (on the Xen host, while it still boots there), then inspect again".into(),
+            }
+        );
+    }
+}

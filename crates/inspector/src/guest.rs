@@ -77,6 +77,13 @@ impl Guest {
         }
         g.launch().map_err(gerr("launch", ""))?;
         let roots = g.inspect_os().map_err(gerr("inspect_os", ""))?;
+        if roots.is_empty() {
+            if let Some(fs) = windows_filesystem(&g) {
+                return Err(Error::NotLinux(format!(
+                    "Windows-like (\\Windows\\System32 on {fs}, no Linux root)"
+                )));
+            }
+        }
         let device = choose_root(roots, opts.root.as_deref())?;
         let os_type = g
             .inspect_get_type(&device)
@@ -159,6 +166,32 @@ impl Guest {
     }
 }
 
+/// A filesystem with a `/Windows/System32` directory, when inspection found
+/// no root (a Windows guest whose registry it could not read).
+fn windows_filesystem(g: &Handle) -> Option<String> {
+    let filesystems = g.list_filesystems().ok()?;
+    let mut names: Vec<&String> = filesystems.keys().collect();
+    names.sort();
+    for fs in names {
+        if g.mount_ro(fs, "/").is_err() {
+            continue;
+        }
+        let found = g
+            .is_dir(
+                "/Windows/System32",
+                IsDirOptArgs {
+                    followsymlinks: Some(true),
+                },
+            )
+            .unwrap_or(false);
+        let _ = g.umount_all();
+        if found {
+            return Some(fs.clone());
+        }
+    }
+    None
+}
+
 /// Refuses a damaged qcow2 image (truncated, corrupt metadata) before the
 /// appliance reads garbage from it: `qemu-img check` exit 1 or 2.
 fn check_qcow2(disk: &std::path::Path) -> Result<()> {
@@ -171,8 +204,15 @@ fn check_qcow2(disk: &std::path::Path) -> Result<()> {
         Some(0) | Some(3) => Ok(()),
         _ => {
             let msg = String::from_utf8_lossy(&out.stderr);
-            let first = msg.lines().map(|l| l.trim_start_matches("qemu-img: ")).find(|l| !l.trim().is_empty()).unwrap_or("qemu-img check failed");
-            Err(Error::Disk(format!("{} is a damaged qcow2 image (truncated or corrupt): qemu-img check: {first}", disk.display())))
+            let first = msg
+                .lines()
+                .map(|l| l.trim_start_matches("qemu-img: "))
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("qemu-img check failed");
+            Err(Error::Disk(format!(
+                "{} is a damaged qcow2 image (truncated or corrupt): qemu-img check: {first}",
+                disk.display()
+            )))
         }
     }
 }

@@ -97,18 +97,9 @@ fn host_emulator() -> String {
 
 /// The format of an image from its magic, when it is readable here.
 fn probe_format(path: &str) -> Option<String> {
-    let mut f = fs::File::open(path).ok()?;
-    let mut magic = [0u8; 4];
-    let n = f.read(&mut magic).ok()?;
-    Some(
-        match &magic[..n] {
-            b"QFI\xfb" => "qcow2",
-            b"KDMV" => "vmdk",
-            b"<<< " => "vdi",
-            _ => "raw",
-        }
-        .to_owned(),
-    )
+    xen2kvm_bootcheck::qemu::detect_format(Path::new(path))
+        .ok()
+        .map(str::to_owned)
 }
 
 fn read_input(path: &Path) -> Result<String> {

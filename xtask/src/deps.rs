@@ -18,11 +18,23 @@ const BACKPORTS: &[&str] = &["qemu-system-x86", "qemu-utils"];
 
 /// Installed from the main suite. `linux-image-amd64`: the libguestfs
 /// appliance boots the host's kernel. `debootstrap`: the Debian test guests.
+/// libvirt: `virt-xml-validate` and a libvirtd for the domxml tests.
+/// busybox-static, cpio, xz-utils, zstd: the phony test guests.
+/// fdisk (sfdisk) and e2fsprogs (mke2fs -d): disks made by the tests.
 const MAIN: &[&str] = &[
     "libguestfs-dev",
     "libguestfs-tools",
     "linux-image-amd64",
     "debootstrap",
+    "libvirt-clients",
+    "libvirt-daemon-system",
+    "libvirt-daemon-driver-qemu",
+    "busybox-static",
+    "cpio",
+    "xz-utils",
+    "zstd",
+    "fdisk",
+    "e2fsprogs",
 ];
 
 const BACKPORTS_FILE: &str = "/etc/apt/sources.list.d/xen2kvm-backports.sources";

@@ -131,7 +131,14 @@ fn test() -> Result<()> {
         "tiers 2 and 3: appliance and boot tests on real images",
         || {
             run(cargo()
-                .args(["test", "-p", "xen2kvm-tests", "--", "--test-threads=1"])
+                .args([
+                    "test",
+                    "-p",
+                    "xen2kvm-tests",
+                    "--",
+                    "--test-threads=1",
+                    "--nocapture",
+                ])
                 .env("XEN2KVM_E2E", "1"))
         },
     )?;

@@ -125,11 +125,22 @@ impl Guest {
     /// partition table (a filesystem given to Xen as a whole disk): what
     /// pygrub-only guests have.
     pub fn boot_code(&self) -> Result<bool> {
-        let dev = self
+        // Only calls that cannot fail here: libguestfs prints every failed
+        // call on stderr, and this crate's binding cannot silence it.
+        let partitions = self
             .g
-            .part_to_dev(&self.root.device)
-            .unwrap_or_else(|_| self.root.device.clone());
-        if self.g.part_get_parttype(&dev).is_err() {
+            .list_partitions()
+            .map_err(gerr("list_partitions", ""))?;
+        let dev = if partitions.contains(&self.root.device) {
+            self.g
+                .part_to_dev(&self.root.device)
+                .map_err(gerr("part_to_dev", &self.root.device))?
+        } else {
+            // A whole-disk filesystem, or LVM: the first disk.
+            let devices = self.g.list_devices().map_err(gerr("list_devices", ""))?;
+            devices.into_iter().next().unwrap_or_default()
+        };
+        if !partitions.iter().any(|p| p.starts_with(&dev)) {
             return Ok(false);
         }
         let mbr = self
@@ -170,7 +181,13 @@ impl Guest {
 /// no root (a Windows guest whose registry it could not read).
 fn windows_filesystem(g: &Handle) -> Option<String> {
     let filesystems = g.list_filesystems().ok()?;
-    let mut names: Vec<&String> = filesystems.keys().collect();
+    // Only NTFS: mounting anything else may fail, and libguestfs prints
+    // every failed call on stderr.
+    let mut names: Vec<&String> = filesystems
+        .iter()
+        .filter(|(_, t)| t.as_str() == "ntfs")
+        .map(|(d, _)| d)
+        .collect();
     names.sort();
     for fs in names {
         if g.mount_ro(fs, "/").is_err() {

@@ -119,7 +119,8 @@ fn check_one(doc: &Path) {
             "{name}: MAC {m} lost: {stored_macs:?}"
         );
     }
-    for c in attrs(&xml, "vcpu", "cpuset") {
+    let cpusets = attrs(&xml, "vcpu", "cpuset");
+    for c in &cpusets {
         assert_eq!(
             attrs(&stored, "vcpu", "cpuset"),
             vec![c.clone()],
@@ -127,8 +128,13 @@ fn check_one(doc: &Path) {
         );
     }
     eprintln!(
-        "defined and checked {name} ({}): UUID, {} MAC(s), cpuset kept",
+        "defined and checked {name} ({}): UUID, {} MAC(s){} kept",
         doc.file_name().unwrap().to_string_lossy(),
-        macs.len()
+        macs.len(),
+        if cpusets.is_empty() {
+            String::new()
+        } else {
+            format!(", cpuset {}", cpusets.join(","))
+        }
     );
 }

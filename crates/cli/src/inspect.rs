@@ -19,7 +19,7 @@ pub(crate) struct Args {
     /// Which root filesystem to inspect when the disks hold several.
     #[arg(long, value_name = "DEV")]
     root: Option<String>,
-    /// Disk format (raw, qcow2, …); detected from each image when omitted.
+    /// Disk format of every disk (raw, qcow2, …); detected from the first disk when omitted.
     #[arg(long)]
     format: Option<String>,
     /// Print a JSON document (schema in docs/json.md) instead of text.

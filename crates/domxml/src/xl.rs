@@ -46,7 +46,7 @@ pub struct Setting {
     pub line: usize,
 }
 
-/// The keys that are translated.
+/// The keys that are translated (besides [`VNC_KEYS`]).
 pub const KNOWN: &[&str] = &[
     "name",
     "uuid",
@@ -67,13 +67,6 @@ pub const KNOWN: &[&str] = &[
     "disk",
     "vif",
     "vfb",
-    "vnc",
-    "vnclisten",
-    "vncdisplay",
-    "vncunused",
-    "vncpasswd",
-    "keymap",
-    "sdl",
     "serial",
     "on_poweroff",
     "on_reboot",
@@ -84,6 +77,17 @@ pub const KNOWN: &[&str] = &[
     "apic",
     "pae",
     "usbdevice",
+];
+
+/// The top-level graphics keys of an HVM config (also the keys of a PV
+/// `vfb` item); translated too.
+const VNC_KEYS: &[&str] = &[
+    "vnc",
+    "vnclisten",
+    "vncdisplay",
+    "vncunused",
+    "vncpasswd",
+    "keymap",
 ];
 
 struct Lexer<'a> {
@@ -363,7 +367,7 @@ pub fn to_xen_domain(text: &str) -> Result<(Document, Vec<String>), Error> {
     let text_of = |k: &str| get(k).map(|s| s.value.as_text());
     let mut warnings = Vec::new();
     for s in &settings {
-        if !KNOWN.contains(&s.key.as_str()) {
+        if !KNOWN.contains(&s.key.as_str()) && !VNC_KEYS.contains(&s.key.as_str()) {
             warnings.push(format!(
                 "xl.cfg line {}: {} = {} is not translated",
                 s.line,
@@ -613,16 +617,9 @@ pub fn to_xen_domain(text: &str) -> Result<(Document, Vec<String>), Error> {
             }
         }
     }
-    for k in [
-        "vnc",
-        "vnclisten",
-        "vncdisplay",
-        "vncunused",
-        "vncpasswd",
-        "keymap",
-    ] {
+    for k in VNC_KEYS {
         if let Some(v) = text_of(k) {
-            vnc.push((k.to_owned(), v));
+            vnc.push((k.to_string(), v));
         }
     }
     if let Some(u) = text_of("usbdevice") {

@@ -8,6 +8,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod bootcheck;
+mod convert;
 mod domxml;
 mod inspect;
 
@@ -37,6 +38,10 @@ enum Cmd {
     /// Inspect a stopped guest's disks read-only: OS, kernels, bootloader,
     /// every Xen-ism, and a verdict. Exit 0 ready or needs, 3 blocked, 1 error.
     Inspect(inspect::Args),
+    /// Convert a stopped Xen guest's disks so that it boots under KVM: to a
+    /// copy (-o), in place, or only show what would change (--dry-run).
+    /// Exit 0 converted or nothing to do, 1 error, 3 blocked.
+    Convert(convert::Args),
     /// Translate a Xen domain config (libvirt XML, or xl.cfg with --from xl)
     /// into KVM libvirt XML. Exit 0 done, 1 error.
     Domxml(domxml::Args),
@@ -51,7 +56,7 @@ pub(crate) enum Exit {
     Failed = 1,
     /// Usage or I/O error (clap's usage errors are 2 as well).
     Error = 2,
-    /// The guest cannot be converted (inspect: blocked).
+    /// The guest cannot be converted (inspect, convert: blocked).
     Blocked = 3,
 }
 
@@ -60,7 +65,7 @@ pub(crate) enum Exit {
 fn error_exit(cmd: &Cmd) -> Exit {
     match cmd {
         Cmd::BootCheck(_) => Exit::Error,
-        Cmd::Domxml(_) | Cmd::Inspect(_) => Exit::Failed,
+        Cmd::Domxml(_) | Cmd::Inspect(_) | Cmd::Convert(_) => Exit::Failed,
     }
 }
 
@@ -71,6 +76,7 @@ fn main() -> ExitCode {
         Cmd::BootCheck(args) => bootcheck::run(args),
         Cmd::Domxml(args) => domxml::run(args),
         Cmd::Inspect(args) => inspect::run(args),
+        Cmd::Convert(args) => convert::run(args),
     };
     match result {
         Ok(code) => ExitCode::from(code as u8),

@@ -82,6 +82,67 @@ enum Item {
 
 /// The default entry of a GRUB 2 config, with `grubenv` for `saved_entry`.
 pub fn grub2_default(cfg: &str, grubenv: &str, path: &GuestPath) -> Option<BootEntry> {
+    let (items, defaults) = grub2_items(cfg)?;
+    let saved = grubenv
+        .lines()
+        .find_map(|l| l.strip_prefix("saved_entry="))
+        .map(str::to_owned);
+    let wanted = if defaults.iter().any(|d| d.contains("saved_entry")) && saved.is_some() {
+        saved
+    } else {
+        defaults.iter().find(|d| !d.contains('$')).cloned()
+    }
+    .unwrap_or_else(|| "0".to_owned());
+    let (title, linux, initrd) = find_item(&items, &wanted).or_else(|| find_item(&items, "0"))?;
+    let (kernel, cmdline) = match linux.split_once(char::is_whitespace) {
+        Some((k, rest)) => (k.to_owned(), rest.trim().to_owned()),
+        None => (linux.clone(), String::new()),
+    };
+    let initrd = initrd.and_then(|i| i.split_whitespace().next().map(str::to_owned));
+    Some(BootEntry {
+        title,
+        kernel,
+        initrd,
+        cmdline,
+        config: path.clone(),
+    })
+}
+
+/// The GRUB 2 entry path (`id>id`, or titles where an item has no id) of
+/// the first entry that boots a kernel image named `image` (a file name such
+/// as `vmlinuz-6.1.0-50-amd64`), in the form `grub-set-default` takes.
+pub fn grub2_entry_path(cfg: &str, image: &str) -> Option<String> {
+    fn walk(items: &[Item], image: &str, prefix: &str) -> Option<String> {
+        for it in items {
+            match it {
+                Item::Entry {
+                    title,
+                    id,
+                    linux: Some(l),
+                    ..
+                } => {
+                    let kernel = l.split_whitespace().next().unwrap_or("");
+                    if kernel.rsplit('/').next() == Some(image) {
+                        return Some(format!("{prefix}{}", id.as_deref().unwrap_or(title)));
+                    }
+                }
+                Item::Submenu { title, id, items } => {
+                    let p = format!("{prefix}{}>", id.as_deref().unwrap_or(title));
+                    if let Some(found) = walk(items, image, &p) {
+                        return Some(found);
+                    }
+                }
+                Item::Entry { .. } => {}
+            }
+        }
+        None
+    }
+    let (items, _) = grub2_items(cfg)?;
+    walk(&items, image, "")
+}
+
+/// The menu items of a `grub.cfg`, and its top-level `set default=` values.
+fn grub2_items(cfg: &str) -> Option<(Vec<Item>, Vec<String>)> {
     let mut stack: Vec<Vec<Item>> = vec![Vec::new()];
     let mut heads: Vec<(bool, String, Option<String>)> = Vec::new(); // (is_submenu, title, id)
     let mut defaults: Vec<String> = Vec::new();
@@ -165,29 +226,7 @@ pub fn grub2_default(cfg: &str, grubenv: &str, path: &GuestPath) -> Option<BootE
         }
     }
     let items = stack.into_iter().next()?;
-    let saved = grubenv
-        .lines()
-        .find_map(|l| l.strip_prefix("saved_entry="))
-        .map(str::to_owned);
-    let wanted = if defaults.iter().any(|d| d.contains("saved_entry")) && saved.is_some() {
-        saved
-    } else {
-        defaults.iter().find(|d| !d.contains('$')).cloned()
-    }
-    .unwrap_or_else(|| "0".to_owned());
-    let (title, linux, initrd) = find_item(&items, &wanted).or_else(|| find_item(&items, "0"))?;
-    let (kernel, cmdline) = match linux.split_once(char::is_whitespace) {
-        Some((k, rest)) => (k.to_owned(), rest.trim().to_owned()),
-        None => (linux.clone(), String::new()),
-    };
-    let initrd = initrd.and_then(|i| i.split_whitespace().next().map(str::to_owned));
-    Some(BootEntry {
-        title,
-        kernel,
-        initrd,
-        cmdline,
-        config: path.clone(),
-    })
+    Some((items, defaults))
 }
 
 /// Finds a bootable entry by index path (`0`, `1>2`), title or id.

@@ -66,6 +66,9 @@ pub struct Kernel {
     pub initrd: Option<GuestPath>,
     /// Whether the initrd holds `virtio_blk` (`None`: no initrd, or unreadable).
     pub initrd_virtio_blk: Option<bool>,
+    /// Whether dracut built the initrd in host-only mode (it leaves
+    /// `lib/dracut/hostonly-files` in the image); `None` when unknown.
+    pub initrd_hostonly: Option<bool>,
     /// Why the initrd could not be read.
     pub initrd_error: Option<String>,
 }
@@ -347,11 +350,18 @@ fn kernels(fs: &dyn GuestFs) -> io::Result<Vec<Kernel>> {
                 break;
             }
         }
-        let (mut initrd_virtio_blk, mut initrd_error) = (None, None);
+        let (mut initrd_virtio_blk, mut initrd_error, mut initrd_hostonly) = (None, None, None);
         if let Some(i) = &initrd {
             match fs.read(i)? {
                 Some(bytes) => match initrd::list(&bytes) {
-                    Ok(names) => initrd_virtio_blk = Some(initrd::has_module(&names, "virtio_blk")),
+                    Ok(names) => {
+                        initrd_virtio_blk = Some(initrd::has_module(&names, "virtio_blk"));
+                        initrd_hostonly = Some(
+                            names
+                                .iter()
+                                .any(|n| n.ends_with("lib/dracut/hostonly-files")),
+                        );
+                    }
                     Err(e) => initrd_error = Some(e),
                 },
                 None => initrd_error = Some("unreadable".to_owned()),
@@ -364,6 +374,7 @@ fn kernels(fs: &dyn GuestFs) -> io::Result<Vec<Kernel>> {
             virtio,
             initrd,
             initrd_virtio_blk,
+            initrd_hostonly,
             initrd_error,
         });
     }

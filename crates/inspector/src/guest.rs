@@ -169,6 +169,52 @@ impl Guest {
         Ok(false)
     }
 
+    /// The appliance's name of the whole disk holding the root filesystem
+    /// (`/dev/sda`), where GRUB's boot code goes.
+    pub fn boot_disk(&self) -> Result<String> {
+        let partitions = self
+            .g
+            .list_partitions()
+            .map_err(gerr("list_partitions", ""))?;
+        if partitions.contains(&self.root.device) {
+            return self
+                .g
+                .part_to_dev(&self.root.device)
+                .map_err(gerr("part_to_dev", &self.root.device));
+        }
+        let devices = self.g.list_devices().map_err(gerr("list_devices", ""))?;
+        Ok(devices.into_iter().next().unwrap_or_default())
+    }
+
+    /// Makes sure the appliance has `/dev/disk/by-uuid/<uuid>` for every
+    /// filesystem of the guest: `grub-mkconfig` writes `root=UUID=…` only
+    /// when that link exists, else the appliance's `/dev/sdX` name.
+    pub fn ensure_uuid_links(&self) -> Result<()> {
+        let filesystems = self
+            .g
+            .list_filesystems()
+            .map_err(gerr("list_filesystems", ""))?;
+        let mut script = String::from("mkdir -p /dev/disk/by-uuid");
+        for (dev, fstype) in filesystems {
+            if fstype == "unknown" || !dev.starts_with("/dev/") {
+                continue;
+            }
+            let Ok(uuid) = self.g.vfs_uuid(&dev) else {
+                continue;
+            };
+            if uuid.is_empty() || !uuid.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+                continue;
+            }
+            script.push_str(&format!(
+                "; [ -e /dev/disk/by-uuid/{uuid} ] || ln -s {dev} /dev/disk/by-uuid/{uuid}"
+            ));
+        }
+        self.g
+            .debug("sh", &[script.as_str()])
+            .map_err(gerr("debug sh", &script))?;
+        Ok(())
+    }
+
     /// Unmounts everything and shuts the appliance down, so that every write
     /// is on the disk before this returns.
     pub fn close(self) -> Result<()> {
@@ -403,6 +449,19 @@ impl GuestFs for Guest {
         self.g
             .rm(path.as_str())
             .map_err(gerr("rm", path.as_str()))
+            .map_err(io_err)?;
+        Ok(true)
+    }
+
+    fn copy(&self, from: &GuestPath, to: &GuestPath) -> io::Result<bool> {
+        // In the appliance: `write` cannot carry more than a few MB (an
+        // initrd is tens of MB).
+        if !self.exists(from)? {
+            return Ok(false);
+        }
+        self.g
+            .cp_a(from.as_str(), to.as_str())
+            .map_err(gerr("cp_a", from.as_str()))
             .map_err(io_err)?;
         Ok(true)
     }

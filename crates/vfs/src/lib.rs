@@ -48,6 +48,18 @@ pub trait GuestFs {
     /// Whether anything (file, directory or link) exists at `path`.
     fn exists(&self, path: &GuestPath) -> io::Result<bool>;
 
+    /// Copies the regular file `from` to `to` (replacing it), keeping its
+    /// mode where the backend can. `Ok(false)` when `from` does not exist.
+    fn copy(&self, from: &GuestPath, to: &GuestPath) -> io::Result<bool> {
+        match self.read(from)? {
+            Some(bytes) => {
+                self.write(to, &bytes)?;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
     /// A text file, or `None` when absent; not UTF-8 is an `InvalidData` error
     /// naming the file (guest files are untrusted input, never lossily edited).
     fn read_text(&self, path: &GuestPath) -> io::Result<Option<String>> {

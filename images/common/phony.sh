@@ -34,12 +34,75 @@ install_busybox() {
     for t in cat echo ls mv cp rm ln mkdir grep sed true false; do ln -sf busybox "$T/bin/$t"; done
 }
 
-# stub PATH...: a recording stub at each guest path.
+# stub PATH...: a recording stub at each guest path. Every stub appends its
+# path and arguments to /var/log/xen2kvm-stub-calls.log, and exits 1 when
+# its path is a line of /etc/xen2kvm-stub-fail (for failure tests). Stubs of
+# the tools that write files write them the way the real tool would, as far
+# as xen2kvm looks:
+#   initrd tools (dracut, mkinitrd, update-initramfs) copy the kernel's
+#     prepared "rebuilt" initrd (its modules plus virtio's, see kernel()) to
+#     the path the real tool would write;
+#   grub-mkconfig/grub2-mkconfig write a menu from /etc/default/grub and the
+#     kernels in /boot.
 stub() {
     local s
     for s in "$@"; do
         mkdir -p "$(dirname "$T$s")"
-        printf '#!/bin/sh\n# xen2kvm test stub: records its call.\necho "%s $*" >> /var/log/xen2kvm-stub-calls.log\nexit 0\n' "$s" > "$T$s"
+        {
+            echo '#!/bin/sh'
+            echo '# xen2kvm test stub: records its call (see images/common/phony.sh).'
+            echo "me='$s'"
+            cat <<'BODY'
+echo "$me $*" >> /var/log/xen2kvm-stub-calls.log
+if [ -f /etc/xen2kvm-stub-fail ] && grep -qx "$me" /etc/xen2kvm-stub-fail; then
+    echo "$me: failing as /etc/xen2kvm-stub-fail asks" >&2
+    exit 1
+fi
+stubs=/usr/lib/xen2kvm-stub
+last() { for a in "$@"; do :; done; echo "$a"; }
+case "${me##*/}" in
+dracut)
+    out=""; kver=""
+    for a in "$@"; do out="$kver"; kver="$a"; done
+    cp "$stubs/initrd-$kver" "$out" ;;
+mkinitrd)
+    k=""; i=""; prev=""; out=""; kver=""
+    for a in "$@"; do
+        case "$prev" in -k) k="$a" ;; -i) i="$a" ;; esac
+        prev="$a"; out="$kver"; kver="$a"
+    done
+    if [ -n "$k" ]; then cp "$stubs/initrd-${k#vmlinuz-}" "/boot/$i"; else cp "$stubs/initrd-$kver" "$out"; fi ;;
+update-initramfs)
+    kver=""; prev=""
+    for a in "$@"; do [ "$prev" = -k ] && kver="$a"; prev="$a"; done
+    cp "$stubs/initrd-$kver" "/boot/initrd.img-$kver" ;;
+grub-mkconfig|grub2-mkconfig)
+    out=""; prev=""
+    for a in "$@"; do [ "$prev" = -o ] && out="$a"; prev="$a"; done
+    . /etc/default/grub
+    {
+        echo "# written by the xen2kvm test stub of grub-mkconfig"
+        if [ "$GRUB_DEFAULT" = saved ]; then
+            echo 'load_env'
+            echo 'set default="${saved_entry}"'
+        else
+            echo "set default=\"${GRUB_DEFAULT:-0}\""
+        fi
+        for k in /boot/vmlinuz-*; do
+            [ -L "$k" ] && continue
+            v="${k#/boot/vmlinuz-}"
+            echo "menuentry 'Phony Linux, with Linux $v' \$menuentry_id_option 'gnulinux-$v-advanced' {"
+            echo "	linux	$k root=UUID=phony ${GRUB_CMDLINE_LINUX} ${GRUB_CMDLINE_LINUX_DEFAULT}"
+            for i in "/boot/initrd-$v" "/boot/initrd.img-$v" "/boot/initramfs-$v.img"; do
+                [ -f "$i" ] && echo "	initrd	$i"
+            done
+            echo "}"
+        done
+    } > "$out" ;;
+esac
+exit 0
+BODY
+        } > "$T$s"
         chmod 755 "$T$s"
     done
 }
@@ -121,6 +184,14 @@ kernel() {
         zstd) cmd="zstd -q -19" ;;
     esac
     (cd "$ir" && find . | LC_ALL=C sort | cpio --quiet -o -H newc --reproducible | $cmd) > "$T$initrd"
+    # What the stubbed initrd tools "rebuild": the same plus the kernel's
+    # virtio modules (none for a Xen-only kernel).
+    for f in $(cd "$T" && find "lib/modules/$v" -type f -name 'virtio*' | LC_ALL=C sort); do
+        mkdir -p "$ir/$(dirname "$f")"
+        : > "$ir/$f"
+    done
+    mkdir -p "$T/usr/lib/xen2kvm-stub"
+    (cd "$ir" && find . | LC_ALL=C sort | cpio --quiet -o -H newc --reproducible | $cmd) > "$T/usr/lib/xen2kvm-stub/initrd-$v"
 }
 
 # make_disk LAYOUT: writes $OUT from the tree.

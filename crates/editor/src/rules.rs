@@ -102,37 +102,7 @@ fn initrd_drivers_rule(ctx: &Ctx<'_>, p_: &mut Planner<'_>) -> io::Result<()> {
         initrd_conf::sysconfig_kernel,
     )?;
     match ctx.facts.initrd_tool {
-        "dracut" => {
-            p_.edit(R, &p("/etc/dracut.conf"), initrd_conf::dracut_file)?;
-            for f in conf_files(p_.fs, "/etc/dracut.conf.d", DRACUT_CONF)? {
-                p_.edit(R, &f, initrd_conf::dracut_file)?;
-            }
-            let what = "added virtio drivers to dracut's add_drivers";
-            if p_.fs.exists(&p("/etc/dracut.conf.d"))? {
-                p_.create(R, &p(DRACUT_CONF), initrd_conf::dracut_conf(), what)?;
-            } else {
-                // No conf.d directory (GuestFs makes no directories): the
-                // same lines at the end of /etc/dracut.conf.
-                let conf = p("/etc/dracut.conf");
-                let Some(text) = p_.fs.read_text(&conf)? else {
-                    return p_.create(R, &conf, initrd_conf::dracut_conf(), what);
-                };
-                if !text.contains(initrd_conf::dracut_conf().trim_end()) {
-                    let mut new = p_
-                        .plan
-                        .files
-                        .iter()
-                        .find(|f| f.path == conf)
-                        .map_or(text, |f| f.after.clone());
-                    new.push_str(&initrd_conf::dracut_conf());
-                    p_.edit(R, &conf, |_| crate::Edit {
-                        text: new,
-                        changes: vec![what.to_owned()],
-                        warnings: Vec::new(),
-                    })?;
-                }
-            }
-        }
+        "dracut" => dracut_drivers(p_)?,
         "update-initramfs" => {
             let path = p("/etc/initramfs-tools/modules");
             if p_.fs.exists(&path)? {
@@ -149,6 +119,45 @@ fn initrd_drivers_rule(ctx: &Ctx<'_>, p_: &mut Planner<'_>) -> io::Result<()> {
         p_.edit(R, &f, initrd_conf::modprobe_aliases)?;
     }
     Ok(())
+}
+
+/// dracut: Xen drivers out of its config files, ours added (in
+/// `dracut.conf.d`, else at the end of `dracut.conf`).
+fn dracut_drivers(p_: &mut Planner<'_>) -> io::Result<()> {
+    const R: &str = "initrd-drivers";
+    p_.edit(R, &p("/etc/dracut.conf"), initrd_conf::dracut_file)?;
+    for f in conf_files(p_.fs, "/etc/dracut.conf.d", DRACUT_CONF)? {
+        p_.edit(R, &f, initrd_conf::dracut_file)?;
+    }
+    let what = "added virtio drivers to dracut's add_drivers";
+    if p_.fs.exists(&p("/etc/dracut.conf.d"))? {
+        return p_.create(R, &p(DRACUT_CONF), initrd_conf::dracut_conf(), what);
+    }
+    // No conf.d directory (GuestFs makes no directories): the same lines at
+    // the end of /etc/dracut.conf.
+    let conf = p("/etc/dracut.conf");
+    let current = match p_.plan.files.iter().find(|f| f.path == conf) {
+        Some(f) => Some(f.after.clone()),
+        None => p_.fs.read_text(&conf)?,
+    };
+    let Some(text) = current else {
+        return p_.create(R, &conf, initrd_conf::dracut_conf(), what);
+    };
+    if text.contains(initrd_conf::dracut_conf().trim_end()) {
+        return Ok(());
+    }
+    p_.edit(R, &conf, |t| {
+        let mut new = t.to_owned();
+        if !new.is_empty() && !new.ends_with('\n') {
+            new.push('\n');
+        }
+        new.push_str(&initrd_conf::dracut_conf());
+        crate::Edit {
+            text: new,
+            changes: vec![what.to_owned()],
+            warnings: Vec::new(),
+        }
+    })
 }
 
 fn block_devices(_ctx: &Ctx<'_>, p_: &mut Planner<'_>) -> io::Result<()> {

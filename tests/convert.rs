@@ -1,0 +1,274 @@
+//! Tier 2 and 3: `xen2kvm convert` on real images in the real appliance.
+//!
+//! - the Debian Xen PV guests (GRUB on the disk, and pygrub-only) are
+//!   converted to a copy, which then boots under QEMU (`boot-check`), the
+//!   source stays byte-identical, the dry run's diff is exactly what the
+//!   conversion wrote, and a second conversion changes nothing;
+//! - every phony guest's edited files and the commands its recording stubs
+//!   saw match `tests/expected/convert/<image>.txt` (`UPDATE_GOLDEN=1`
+//!   rewrites them);
+//! - a blocked guest exits 3; a command failing part-way leaves no output in
+//!   copy mode and says exactly what was written in place.
+
+#![allow(clippy::print_stderr)]
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+use xen2kvm_tests::{overlay, repo_root, require_image, sha256_file, xen2kvm_bin};
+
+/// Runs `xen2kvm convert ARGS --json`; returns the exit code and the report.
+fn convert(args: &[&str]) -> (i32, Value) {
+    let out = Command::new(xen2kvm_bin())
+        .arg("convert")
+        .args(args)
+        .arg("--json")
+        .output()
+        .expect("running xen2kvm");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !stderr.trim().is_empty() {
+        eprintln!("{stderr}");
+    }
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "convert printed no JSON ({e}): {}{stderr}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    });
+    eprintln!(
+        "convert {}: {} in {}s (seconds: {})",
+        args.join(" "),
+        json["result"],
+        json["seconds"]["total"],
+        json["seconds"]
+    );
+    (out.status.code().unwrap_or(-1), json)
+}
+
+fn boot_check(image: &Path, logs: &Path) -> (i32, Value) {
+    let out = Command::new(xen2kvm_bin())
+        .arg("boot-check")
+        .arg(image)
+        .arg("--json")
+        .arg("--log-dir")
+        .arg(logs)
+        .output()
+        .expect("running xen2kvm");
+    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+    let json: Value = serde_json::from_slice(&out.stdout).expect("boot-check JSON");
+    (out.status.code().unwrap_or(-1), json)
+}
+
+/// Runs guestfish read-only on `image` with `script`; returns its output.
+fn guestfish(image: &Path, rw: bool, script: &str) -> String {
+    let out = Command::new("guestfish")
+        .arg(if rw { "--rw" } else { "--ro" })
+        .arg("-a")
+        .arg(image)
+        .arg("-i")
+        .env("LIBGUESTFS_BACKEND_SETTINGS", "force_tcg")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(script.as_bytes())?;
+            c.wait_with_output()
+        })
+        .expect("running guestfish");
+    assert!(
+        out.status.success(),
+        "guestfish failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn s(v: &Value) -> &str {
+    v.as_str().unwrap_or("")
+}
+
+/// The plan-shaped part of a report: files with diffs, links, commands.
+fn plan_part(r: &Value) -> Value {
+    serde_json::json!({
+        "files": r["files"],
+        "links_removed": r["links_removed"],
+        "steps": r["steps"],
+    })
+}
+
+/// Converts a Debian Xen PV image to a copy and proves it: dry run = what
+/// is written, source unchanged, the copy boots, a second run changes nothing.
+fn debian_converts_and_boots(image: &str, want_steps: &[&str]) {
+    let Some(src) = require_image(image) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let src_sha = sha256_file(&src);
+    let src_s = src.to_str().unwrap();
+
+    let (code, dry) = convert(&["--dry-run", src_s]);
+    assert_eq!(code, 0, "{dry:#}");
+    assert_eq!(dry["result"], "would-change");
+    let steps: Vec<&str> = dry["steps"].as_array().unwrap().iter().map(|s| s["rule"].as_str().unwrap()).collect();
+    assert_eq!(steps, want_steps, "{dry:#}");
+
+    let out = dir.path().join("converted.qcow2");
+    let (code, report) = convert(&[src_s, "-o", out.to_str().unwrap()]);
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(report["result"], "converted", "{report:#}");
+    assert_eq!(plan_part(&report), plan_part(&dry), "the dry run showed something else than what convert did");
+    assert_eq!(sha256_file(&src), src_sha, "copy mode must not change the source");
+    assert!(out.is_file());
+    assert!(!dir.path().join("converted.qcow2.partial").exists());
+    for rule in ["rebuild-initrd", "grub-config"] {
+        assert!(
+            report["changes"].as_array().unwrap().iter().any(|c| c["rule"] == rule),
+            "no {rule} change: {report:#}"
+        );
+    }
+    // The files on the disk are the plan's after-state.
+    let files: Vec<&str> = report["files"].as_array().unwrap().iter().map(|f| s(&f["path"])).collect();
+    let fstab = guestfish(&out, false, "cat /etc/fstab\n");
+    assert!(files.contains(&"/etc/fstab"));
+    assert!(fstab.contains("/dev/vda1 ") && !fstab.contains("xvd"), "{fstab}");
+
+    let (code, boot) = boot_check(&out, dir.path());
+    eprintln!("{image} converted: {boot:#}");
+    assert_eq!(code, 0, "the converted guest must boot: {boot:#}");
+    assert_eq!(boot["verdict"], "booted");
+
+    let (code, again) = convert(&["--in-place", out.to_str().unwrap()]);
+    assert_eq!(code, 0, "{again:#}");
+    assert_eq!(again["result"], "unchanged", "a second conversion must change nothing: {again:#}");
+    assert!(again["changes"].as_array().unwrap().is_empty());
+    assert!(again["done"].as_array().unwrap().is_empty());
+}
+
+#[test]
+fn debian12_xenpv_converts_and_boots() {
+    debian_converts_and_boots("debian12-xenpv", &["rebuild-initrd", "grub-config"]);
+}
+
+#[test]
+fn debian12_pygrub_guest_gets_boot_code_and_boots() {
+    debian_converts_and_boots(
+        "debian12-xenpv-pygrub",
+        &["rebuild-initrd", "grub-install", "grub-config"],
+    );
+}
+
+/// The golden text of a converted phony guest: the report's changes and
+/// warnings, each edited file as it is on the disk, removed links, and the
+/// commands the guest's recording stubs saw.
+fn phony_golden(name: &str) {
+    let Some(src) = require_image(name) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join(format!("{name}.qcow2"));
+    let (code, report) = convert(&[src.to_str().unwrap(), "-o", out.to_str().unwrap()]);
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(report["result"], "converted");
+    let mut text = String::new();
+    text.push_str(&format!("kernel: {}\n== changes\n", s(&report["kernel"])));
+    for c in report["changes"].as_array().unwrap() {
+        text.push_str(&format!("[{}] {}: {}\n", s(&c["rule"]), s(&c["target"]), s(&c["what"])));
+    }
+    text.push_str("== warnings\n");
+    for c in report["warnings"].as_array().unwrap() {
+        text.push_str(&format!("[{}] {}: {}\n", s(&c["rule"]), s(&c["target"]), s(&c["what"])));
+    }
+    let files: Vec<String> = report["files"].as_array().unwrap().iter().map(|f| s(&f["path"]).to_owned()).collect();
+    let mut script = String::new();
+    for f in &files {
+        script.push_str(&format!("echo \"== {f}\"\ncat {f}\n"));
+    }
+    script.push_str("echo \"== removed links still present\"\n");
+    for l in report["links_removed"].as_array().unwrap() {
+        let link = s(l).split(" -> ").next().unwrap();
+        script.push_str(&format!("is-symlink {link}\n"));
+    }
+    script.push_str("echo \"== stub calls\"\ncat /var/log/xen2kvm-stub-calls.log\n");
+    text.push_str(&guestfish(&out, false, &script));
+    let golden = repo_root().join(format!("tests/expected/convert/{name}.txt"));
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        fs::create_dir_all(golden.parent().unwrap()).unwrap();
+        fs::write(&golden, &text).unwrap();
+    }
+    let want = fs::read_to_string(&golden).unwrap_or_default();
+    assert_eq!(text, want, "{} differs (UPDATE_GOLDEN=1 rewrites it)", golden.display());
+}
+
+#[test]
+fn phony_sles11sp4_xenpv() {
+    phony_golden("sles11sp4-xenpv");
+}
+
+#[test]
+fn phony_sles12sp5_xenpv() {
+    phony_golden("sles12sp5-xenpv");
+}
+
+#[test]
+fn phony_sles15sp5_xenpv() {
+    phony_golden("sles15sp5-xenpv");
+}
+
+#[test]
+fn phony_rhel6_xenpv() {
+    phony_golden("rhel6-xenpv");
+}
+
+#[test]
+fn blocked_guest_exits_3_and_leaves_no_output() {
+    let Some(src) = require_image("sles11-xenonly") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.qcow2");
+    let (code, report) = convert(&[src.to_str().unwrap(), "-o", out.to_str().unwrap()]);
+    assert_eq!(code, 3, "{report:#}");
+    assert_eq!(report["result"], "blocked");
+    let err = s(&report["error"]);
+    assert!(err.contains("3.0.101-63-xen") && err.contains("kernel-default"), "{err}");
+    let left: Vec<PathBuf> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().path()).collect();
+    assert!(left.is_empty(), "blocked conversion left {left:?}");
+}
+
+#[test]
+fn failure_midway_copy_leaves_nothing_in_place_says_what_was_written() {
+    let Some(src) = require_image("sles12sp5-xenpv") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    // A guest whose dracut fails (the stub reads /etc/xen2kvm-stub-fail).
+    let broken = overlay(&src, dir.path());
+    guestfish(&broken, true, "write /etc/xen2kvm-stub-fail \"/usr/bin/dracut\\n\"\n");
+    let broken_sha = sha256_file(&broken);
+
+    let out = dir.path().join("out.qcow2");
+    let (code, report) = convert(&[broken.to_str().unwrap(), "-o", out.to_str().unwrap()]);
+    assert_eq!(code, 1, "{report:#}");
+    assert_eq!(report["result"], "failed");
+    assert!(s(&report["error"]).contains("/usr/bin/dracut"), "{report:#}");
+    assert!(!out.exists(), "a failed copy-mode conversion must leave no output");
+    assert!(!dir.path().join("out.qcow2.partial").exists());
+    assert_eq!(sha256_file(&broken), broken_sha);
+
+    let (code, report) = convert(&["--in-place", broken.to_str().unwrap()]);
+    assert_eq!(code, 1, "{report:#}");
+    let done: Vec<&str> = report["done"].as_array().unwrap().iter().map(s).collect();
+    assert!(done.contains(&"wrote /etc/fstab"), "{done:?}");
+    assert!(done.iter().any(|d| d.starts_with("copied /boot/initrd-")), "{done:?}");
+    assert!(!done.iter().any(|d| d.starts_with("ran ")), "{done:?}");
+    assert!(s(&report["error"]).contains("in place"), "{report:#}");
+    // What it says was written, was written; nothing after the failure was.
+    let fstab = guestfish(&broken, false, "cat /etc/fstab\necho ==\ncat /var/log/xen2kvm-stub-calls.log\n");
+    let (fstab, calls) = fstab.split_once("==\n").unwrap();
+    assert!(!fstab.contains("/dev/xvd"), "{fstab}");
+    assert!(calls.lines().all(|l| l.starts_with("/usr/bin/dracut")), "{calls}");
+}

@@ -113,28 +113,53 @@ fn debian_converts_and_boots(image: &str, want_steps: &[&str]) {
     let (code, dry) = convert(&["--dry-run", src_s]);
     assert_eq!(code, 0, "{dry:#}");
     assert_eq!(dry["result"], "would-change");
-    let steps: Vec<&str> = dry["steps"].as_array().unwrap().iter().map(|s| s["rule"].as_str().unwrap()).collect();
+    let steps: Vec<&str> = dry["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["rule"].as_str().unwrap())
+        .collect();
     assert_eq!(steps, want_steps, "{dry:#}");
 
     let out = dir.path().join("converted.qcow2");
     let (code, report) = convert(&[src_s, "-o", out.to_str().unwrap()]);
     assert_eq!(code, 0, "{report:#}");
     assert_eq!(report["result"], "converted", "{report:#}");
-    assert_eq!(plan_part(&report), plan_part(&dry), "the dry run showed something else than what convert did");
-    assert_eq!(sha256_file(&src), src_sha, "copy mode must not change the source");
+    assert_eq!(
+        plan_part(&report),
+        plan_part(&dry),
+        "the dry run showed something else than what convert did"
+    );
+    assert_eq!(
+        sha256_file(&src),
+        src_sha,
+        "copy mode must not change the source"
+    );
     assert!(out.is_file());
     assert!(!dir.path().join("converted.qcow2.partial").exists());
     for rule in ["rebuild-initrd", "grub-config"] {
         assert!(
-            report["changes"].as_array().unwrap().iter().any(|c| c["rule"] == rule),
+            report["changes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|c| c["rule"] == rule),
             "no {rule} change: {report:#}"
         );
     }
     // The files on the disk are the plan's after-state.
-    let files: Vec<&str> = report["files"].as_array().unwrap().iter().map(|f| s(&f["path"])).collect();
+    let files: Vec<&str> = report["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| s(&f["path"]))
+        .collect();
     let fstab = guestfish(&out, false, "cat /etc/fstab\n");
     assert!(files.contains(&"/etc/fstab"));
-    assert!(fstab.contains("/dev/vda1 ") && !fstab.contains("xvd"), "{fstab}");
+    assert!(
+        fstab.contains("/dev/vda1 ") && !fstab.contains("xvd"),
+        "{fstab}"
+    );
 
     let (code, boot) = boot_check(&out, dir.path());
     eprintln!("{image} converted: {boot:#}");
@@ -143,7 +168,10 @@ fn debian_converts_and_boots(image: &str, want_steps: &[&str]) {
 
     let (code, again) = convert(&["--in-place", out.to_str().unwrap()]);
     assert_eq!(code, 0, "{again:#}");
-    assert_eq!(again["result"], "unchanged", "a second conversion must change nothing: {again:#}");
+    assert_eq!(
+        again["result"], "unchanged",
+        "a second conversion must change nothing: {again:#}"
+    );
     assert!(again["changes"].as_array().unwrap().is_empty());
     assert!(again["done"].as_array().unwrap().is_empty());
 }
@@ -176,13 +204,28 @@ fn phony_golden(name: &str) {
     let mut text = String::new();
     text.push_str(&format!("kernel: {}\n== changes\n", s(&report["kernel"])));
     for c in report["changes"].as_array().unwrap() {
-        text.push_str(&format!("[{}] {}: {}\n", s(&c["rule"]), s(&c["target"]), s(&c["what"])));
+        text.push_str(&format!(
+            "[{}] {}: {}\n",
+            s(&c["rule"]),
+            s(&c["target"]),
+            s(&c["what"])
+        ));
     }
     text.push_str("== warnings\n");
     for c in report["warnings"].as_array().unwrap() {
-        text.push_str(&format!("[{}] {}: {}\n", s(&c["rule"]), s(&c["target"]), s(&c["what"])));
+        text.push_str(&format!(
+            "[{}] {}: {}\n",
+            s(&c["rule"]),
+            s(&c["target"]),
+            s(&c["what"])
+        ));
     }
-    let files: Vec<String> = report["files"].as_array().unwrap().iter().map(|f| s(&f["path"]).to_owned()).collect();
+    let files: Vec<String> = report["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| s(&f["path"]).to_owned())
+        .collect();
     let mut script = String::new();
     for f in &files {
         script.push_str(&format!("echo \"== {f}\"\ncat {f}\n"));
@@ -200,7 +243,12 @@ fn phony_golden(name: &str) {
         fs::write(&golden, &text).unwrap();
     }
     let want = fs::read_to_string(&golden).unwrap_or_default();
-    assert_eq!(text, want, "{} differs (UPDATE_GOLDEN=1 rewrites it)", golden.display());
+    assert_eq!(
+        text,
+        want,
+        "{} differs (UPDATE_GOLDEN=1 rewrites it)",
+        golden.display()
+    );
 }
 
 #[test]
@@ -234,8 +282,14 @@ fn blocked_guest_exits_3_and_leaves_no_output() {
     assert_eq!(code, 3, "{report:#}");
     assert_eq!(report["result"], "blocked");
     let err = s(&report["error"]);
-    assert!(err.contains("3.0.101-63-xen") && err.contains("kernel-default"), "{err}");
-    let left: Vec<PathBuf> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().path()).collect();
+    assert!(
+        err.contains("3.0.101-63-xen") && err.contains("kernel-default"),
+        "{err}"
+    );
+    let left: Vec<PathBuf> = fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     assert!(left.is_empty(), "blocked conversion left {left:?}");
 }
 
@@ -247,15 +301,25 @@ fn failure_midway_copy_leaves_nothing_in_place_says_what_was_written() {
     let dir = tempfile::tempdir().unwrap();
     // A guest whose dracut fails (the stub reads /etc/xen2kvm-stub-fail).
     let broken = overlay(&src, dir.path());
-    guestfish(&broken, true, "write /etc/xen2kvm-stub-fail \"/usr/bin/dracut\\n\"\n");
+    guestfish(
+        &broken,
+        true,
+        "write /etc/xen2kvm-stub-fail \"/usr/bin/dracut\\n\"\n",
+    );
     let broken_sha = sha256_file(&broken);
 
     let out = dir.path().join("out.qcow2");
     let (code, report) = convert(&[broken.to_str().unwrap(), "-o", out.to_str().unwrap()]);
     assert_eq!(code, 1, "{report:#}");
     assert_eq!(report["result"], "failed");
-    assert!(s(&report["error"]).contains("/usr/bin/dracut"), "{report:#}");
-    assert!(!out.exists(), "a failed copy-mode conversion must leave no output");
+    assert!(
+        s(&report["error"]).contains("/usr/bin/dracut"),
+        "{report:#}"
+    );
+    assert!(
+        !out.exists(),
+        "a failed copy-mode conversion must leave no output"
+    );
     assert!(!dir.path().join("out.qcow2.partial").exists());
     assert_eq!(sha256_file(&broken), broken_sha);
 
@@ -263,12 +327,22 @@ fn failure_midway_copy_leaves_nothing_in_place_says_what_was_written() {
     assert_eq!(code, 1, "{report:#}");
     let done: Vec<&str> = report["done"].as_array().unwrap().iter().map(s).collect();
     assert!(done.contains(&"wrote /etc/fstab"), "{done:?}");
-    assert!(done.iter().any(|d| d.starts_with("copied /boot/initrd-")), "{done:?}");
+    assert!(
+        done.iter().any(|d| d.starts_with("copied /boot/initrd-")),
+        "{done:?}"
+    );
     assert!(!done.iter().any(|d| d.starts_with("ran ")), "{done:?}");
     assert!(s(&report["error"]).contains("in place"), "{report:#}");
     // What it says was written, was written; nothing after the failure was.
-    let fstab = guestfish(&broken, false, "cat /etc/fstab\necho ==\ncat /var/log/xen2kvm-stub-calls.log\n");
+    let fstab = guestfish(
+        &broken,
+        false,
+        "cat /etc/fstab\necho ==\ncat /var/log/xen2kvm-stub-calls.log\n",
+    );
     let (fstab, calls) = fstab.split_once("==\n").unwrap();
     assert!(!fstab.contains("/dev/xvd"), "{fstab}");
-    assert!(calls.lines().all(|l| l.starts_with("/usr/bin/dracut")), "{calls}");
+    assert!(
+        calls.lines().all(|l| l.starts_with("/usr/bin/dracut")),
+        "{calls}"
+    );
 }

@@ -50,11 +50,14 @@ boot_commands() {
     # that exists.
     echo "sh \"dracut --force --hostonly --no-hostonly-cmdline $dracut_opts /boot/initrd.img-$kver $kver\""
     # grub-install reads the guest's device.map, which names the guest's disk
-    # (/dev/xvda), not the appliance's: with it in place grub-install may
-    # take /dev/sda for a second disk and refuse a "cross-disk install".
-    echo "sh \"mv /boot/grub/device.map /boot/grub/device.map.xen2kvm-build\""
+    # (/dev/xvda), not the appliance's; without one it guesses BIOS disk 0 and
+    # may pick the appliance's own disk, then refuses a "cross-disk install".
+    # So a device.map saying (hd0) is /dev/sda is in place while it runs.
+    echo "sh \"if [ -e /boot/grub/device.map ]; then mv /boot/grub/device.map /boot/grub/device.map.xen2kvm-build; fi\""
+    echo "write /boot/grub/device.map \"(hd0) /dev/sda\\n\""
     echo "command 'grub-install --target=i386-pc /dev/sda'"
-    echo "sh \"mv /boot/grub/device.map.xen2kvm-build /boot/grub/device.map\""
+    echo "rm /boot/grub/device.map"
+    echo "sh \"if [ -e /boot/grub/device.map.xen2kvm-build ]; then mv /boot/grub/device.map.xen2kvm-build /boot/grub/device.map; fi\""
     # The appliance's udev has not seen the new filesystem: without this
     # link grub-mkconfig would write root=/dev/sda1 (the appliance's name).
     # (Made after grub-install, which it confuses into a cross-disk install.)

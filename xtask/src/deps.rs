@@ -132,3 +132,22 @@ pub(crate) fn ensure() -> Result<()> {
     }
     Ok(())
 }
+
+/// What `cargo xtask bench convert` compares against: virt-v2v, with the
+/// nbdkit and libnbd tools it needs. Only the benchmark installs them.
+const BENCH: &[&str] = &["virt-v2v", "nbdkit", "libnbd-bin"];
+
+/// Installs [`BENCH`] (idempotent).
+pub(crate) fn ensure_bench() -> Result<()> {
+    let missing: Vec<&str> = BENCH.iter().copied().filter(|p| !installed(p)).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    if !is_root() {
+        bail!("missing {} and not root: apt-get install -y {}", missing.join(" "), missing.join(" "));
+    }
+    run(Command::new("apt-get")
+        .args(["install", "-y"])
+        .args(&missing)
+        .env("DEBIAN_FRONTEND", "noninteractive"))
+}

@@ -5,7 +5,9 @@
 //! - `images [NAME...]`: build the test guest images (cached by recipe hash);
 //!   `images --paths` prints where each one is (or will be) cached.
 //! - `test`: every test tier: lint, unit tests, images, end-to-end tests.
-//! - `demo`: the main job on the built-in demo guest.
+//! - `demo`: the main job on the built-in demo guest: a Xen PV guest that
+//!   does not boot under KVM, converted, then booting.
+//! - `bench convert`: xen2kvm's and virt-v2v's wall time on one conversion.
 //!
 //! This crate must build without libguestfs installed: it only runs
 //! commands, and shares the image cache logic with the tests crate.
@@ -21,7 +23,8 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 
-const USAGE: &str = "usage: cargo xtask <deps | images [NAME...] | images --paths | test | demo>";
+const USAGE: &str =
+    "usage: cargo xtask <deps | images [NAME...] | images --paths | test | demo | bench convert>";
 
 fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -31,6 +34,7 @@ fn main() -> std::process::ExitCode {
         Some("images") => images::build(&args[1..]).map(|_| ()),
         Some("test") => test(),
         Some("demo") => demo(),
+        Some("bench") => bench(&args[1..]),
         _ => {
             eprintln!("{USAGE}");
             return std::process::ExitCode::from(2);
@@ -152,47 +156,83 @@ fn demo() -> Result<()> {
     step("build xen2kvm", || {
         run(cargo().args(["build", "-p", "xen2kvm"]))
     })?;
-    let names: Vec<String> = ["debian12-xenpv", "debian12-kvm"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let names = vec!["debian12-xenpv".to_owned()];
     let built = step("images", || images::build(&names))?;
     let root = xen2kvm_tests::repo_root();
     let bin = root.join("target/debug/xen2kvm");
     let work = std::env::temp_dir().join("xen2kvm-demo");
-    std::fs::create_dir_all(&work)?;
-    step("inspect the Xen PV guest", || {
-        demo_run(&bin, &["inspect".as_ref(), built[0].as_os_str()], &[0, 3])
-    })?;
-    for (name, image) in names.iter().zip(&built) {
-        let overlay = xen2kvm_tests::overlay(image, &work);
-        step(&format!("boot-check {name}"), || {
-            demo_run(
-                &bin,
-                &[
-                    "boot-check".as_ref(),
-                    overlay.as_os_str(),
-                    "--log-dir".as_ref(),
-                    work.as_os_str(),
-                ],
-                &[0, 1],
-            )
-        })?;
+    if work.exists() {
+        std::fs::remove_dir_all(&work)?;
     }
+    std::fs::create_dir_all(&work)?;
+    let source = &built[0];
+    let converted = work.join("debian12-kvm-converted.qcow2");
+    let before = step("boot-check the Xen PV guest as it is", || {
+        demo_run(&bin, &["boot-check".as_ref(), source.as_os_str(), "--log-dir".as_ref(), work.as_os_str()], &[0, 1])
+    })?;
+    step("convert it (to a copy; the source is only read)", || {
+        demo_run(&bin, &["convert".as_ref(), source.as_os_str(), "-o".as_ref(), converted.as_os_str()], &[0])
+    })?;
+    let after = step("boot-check the converted guest", || {
+        demo_run(&bin, &["boot-check".as_ref(), converted.as_os_str(), "--log-dir".as_ref(), work.as_os_str()], &[0, 1])
+    })?;
     let example = root.join("crates/domxml/test_data/suse-example.xen.xml");
     step("domxml: the SUSE guide's Xen domain to KVM", || {
         demo_run(&bin, &["domxml".as_ref(), example.as_os_str()], &[0])
     })?;
+    let verdict = |c: i32| if c == 0 { "booted" } else { "did not boot" };
     eprintln!(
-        "demo done: inspect lists the Xen PV guest's Xen-isms; that guest does not boot under KVM (boot-check says why), \
-         the KVM control guest boots; domxml translates the guide's example.\n\
-         The converter (`xen2kvm convert`) is not written yet: see the open issues."
+        "demo: before conversion the Xen PV guest {}; after `xen2kvm convert` it {} (converted image: {})",
+        verdict(before),
+        verdict(after),
+        converted.display()
+    );
+    if before == 0 || after != 0 {
+        bail!("the demo expected the Xen guest to fail before conversion and boot after it");
+    }
+    Ok(())
+}
+
+/// `bench convert`: a full conversion of debian12-xenpv by xen2kvm and by
+/// virt-v2v (`-i disk -o local`) on the same image, one after the other.
+fn bench(args: &[String]) -> Result<()> {
+    if args.first().map(String::as_str) != Some("convert") {
+        bail!("usage: cargo xtask bench convert");
+    }
+    step("deps", deps::ensure)?;
+    deps::ensure_bench()?;
+    step("build xen2kvm (release)", || {
+        run(cargo().args(["build", "--release", "-p", "xen2kvm"]))
+    })?;
+    let built = step("images", || images::build(&["debian12-xenpv".to_owned()]))?;
+    let root = xen2kvm_tests::repo_root();
+    let bin = root.join("target/release/xen2kvm");
+    let work = std::env::temp_dir().join("xen2kvm-bench");
+    if work.exists() {
+        std::fs::remove_dir_all(&work)?;
+    }
+    std::fs::create_dir_all(work.join("v2v"))?;
+    let out = work.join("xen2kvm.qcow2");
+    let t = Instant::now();
+    run(Command::new(&bin).arg("convert").arg(&built[0]).arg("-o").arg(&out))?;
+    let ours = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    run(Command::new("virt-v2v")
+        .args(["-i", "disk"])
+        .arg(&built[0])
+        .args(["-o", "local", "-os"])
+        .arg(work.join("v2v"))
+        .env("LIBGUESTFS_BACKEND_SETTINGS", "force_tcg"))?;
+    let theirs = t.elapsed().as_secs_f64();
+    println!(
+        "bench convert debian12-xenpv: xen2kvm {ours:.0}s, virt-v2v {theirs:.0}s, ratio {:.2} (target <= 0.5)",
+        ours / theirs
     );
     Ok(())
 }
 
 /// Runs `xen2kvm ARGS`, echoing it; an exit code outside `ok` is an error.
-fn demo_run(bin: &Path, args: &[&std::ffi::OsStr], ok: &[i32]) -> Result<()> {
+fn demo_run(bin: &Path, args: &[&std::ffi::OsStr], ok: &[i32]) -> Result<i32> {
     let mut cmd = Command::new(bin);
     cmd.args(args);
     eprintln!("$ {}", show(&cmd));
@@ -200,7 +240,7 @@ fn demo_run(bin: &Path, args: &[&std::ffi::OsStr], ok: &[i32]) -> Result<()> {
         .status()
         .with_context(|| format!("starting {}", bin.display()))?;
     match status.code() {
-        Some(c) if ok.contains(&c) => Ok(()),
+        Some(c) if ok.contains(&c) => Ok(c),
         _ => bail!("`{}` failed ({status})", show(&cmd)),
     }
 }

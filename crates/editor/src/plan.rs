@@ -69,14 +69,16 @@ pub enum Step {
         /// Modules the new initrd must contain.
         require: Vec<String>,
     },
-    /// Install GRUB's BIOS boot code on the disk (files in `hide` are moved
-    /// aside while it runs: the guest's device.map names Xen or KVM disks,
-    /// not the appliance's).
+    /// Install GRUB's BIOS boot code on the disk. While it runs, each file
+    /// of `pin` holds the given content (GRUB's device.map says `(hd0)` is
+    /// the appliance's disk: the guest's names Xen or KVM disks, and without
+    /// one grub-install may take the appliance's own disk for BIOS disk 0
+    /// and refuse a "cross-disk install"); the files are restored after.
     GrubInstall {
         /// The command.
         argv: Vec<String>,
-        /// Files moved aside during the command.
-        hide: Vec<GuestPath>,
+        /// Files and their content during the command.
+        pin: Vec<(GuestPath, String)>,
     },
     /// Regenerate `grub.cfg`, then check it names no Xen device.
     GrubMkconfig {
@@ -126,15 +128,18 @@ impl Step {
                 shell_words(argv),
                 require.join(", ")
             ),
-            Step::GrubInstall { argv, hide } => {
-                let hidden: Vec<&str> = hide.iter().map(GuestPath::as_str).collect();
-                if hidden.is_empty() {
+            Step::GrubInstall { argv, pin } => {
+                let pinned: Vec<String> = pin
+                    .iter()
+                    .map(|(p, c)| format!("{p} saying {}", c.trim().replace('\t', " ")))
+                    .collect();
+                if pinned.is_empty() {
                     shell_words(argv)
                 } else {
                     format!(
-                        "{} (with {} moved aside)",
+                        "{} (with {} while it runs)",
                         shell_words(argv),
-                        hidden.join(", ")
+                        pinned.join(", ")
                     )
                 }
             }
@@ -472,21 +477,21 @@ fn run_step(
                 what: format!("rebuilt for {kernel}; holds {}", require.join(", ")),
             });
         }
-        Step::GrubInstall { argv, hide } => {
-            let mut moved = Vec::new();
-            for h in hide {
-                if let Some(content) = fs.read(h)? {
-                    let aside = GuestPath::new(&format!("{h}.xen2kvm-aside"))
-                        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
-                    fs.write(&aside, &content)?;
-                    fs.remove(h)?;
-                    moved.push((h.clone(), aside, content));
-                }
+        Step::GrubInstall { argv, pin } => {
+            let mut saved = Vec::new();
+            for (path, content) in pin {
+                saved.push((path, fs.read(path)?));
+                fs.write(path, content.as_bytes())
+                    .map_err(|e| ctx_err(e, &format!("writing {path}")))?;
             }
             let result = run(runner, argv, out);
-            for (h, aside, content) in moved {
-                fs.write(&h, &content)?;
-                fs.remove(&aside)?;
+            for (path, old) in saved {
+                match old {
+                    Some(bytes) => fs.write(path, &bytes)?,
+                    None => {
+                        fs.remove(path)?;
+                    }
+                }
             }
             result?;
             out.changes.push(Change {

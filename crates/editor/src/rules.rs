@@ -393,13 +393,19 @@ fn grub_install(ctx: &Ctx<'_>, p_: &mut Planner<'_>) -> io::Result<()> {
         };
         vec![tool, disk]
     };
-    let mut hide = Vec::new();
-    for m in ["/boot/grub/device.map", "/boot/grub2/device.map"] {
-        if fs.exists(&p(m))? {
-            hide.push(p(m));
-        }
-    }
-    p_.plan.steps.push(Step::GrubInstall { argv, hide });
+    // GRUB 2 reads the device.map of its own directory; SUSE's is grub2.
+    let dir = if argv[0].contains("grub2") {
+        "/boot/grub2"
+    } else {
+        "/boot/grub"
+    };
+    let disk = argv.last().cloned().unwrap_or_default();
+    let pin = if fs.exists(&p(dir))? {
+        vec![(p(&format!("{dir}/device.map")), format!("(hd0)\t{disk}\n"))]
+    } else {
+        Vec::new()
+    };
+    p_.plan.steps.push(Step::GrubInstall { argv, pin });
     Ok(())
 }
 

@@ -54,7 +54,11 @@ fn module(m: &str) -> String {
 fn debian_xenpv() -> tempfile::TempDir {
     let t = tempfile::tempdir().unwrap();
     let r = t.path();
-    put(r, "/etc/os-release", b"ID=debian\nVERSION_ID=\"12\"\nPRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\n");
+    put(
+        r,
+        "/etc/os-release",
+        b"ID=debian\nVERSION_ID=\"12\"\nPRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\n",
+    );
     put(r, "/etc/debian_version", b"12.8\n");
     put(r, "/etc/fstab", b"# <file system> <mount point> <type> <options> <dump> <pass>\n/dev/xvda1 / ext4 errors=remount-ro 0 1\n");
     put(r, "/etc/default/grub", b"GRUB_DEFAULT=0\nGRUB_TIMEOUT=1\nGRUB_CMDLINE_LINUX_DEFAULT=\"root=/dev/xvda1 console=hvc0\"\nGRUB_CMDLINE_LINUX=\"\"\n");
@@ -62,16 +66,32 @@ fn debian_xenpv() -> tempfile::TempDir {
     put(r, "/etc/securetty", b"console\ntty1\nhvc0\nxvc0\n");
     put(r, "/boot/grub/grub.cfg", format!("set default=\"0\"\nmenuentry 'Debian GNU/Linux' {{\n\tlinux\t/boot/vmlinuz-{KVER} root=UUID=5e1f ro root=/dev/xvda1 console=hvc0\n\tinitrd\t/boot/initrd.img-{KVER}\n}}\n").as_bytes());
     put(r, &format!("/boot/vmlinuz-{KVER}"), b"kernel");
-    put(r, &format!("/boot/config-{KVER}"), b"CONFIG_XEN=y\nCONFIG_VIRTIO_BLK=m\nCONFIG_VIRTIO_PCI=m\n");
+    put(
+        r,
+        &format!("/boot/config-{KVER}"),
+        b"CONFIG_XEN=y\nCONFIG_VIRTIO_BLK=m\nCONFIG_VIRTIO_PCI=m\n",
+    );
     for m in ["virtio_blk", "virtio_pci", "virtio_net", "xen-blkfront"] {
-        put(r, &format!("/{}", module(m).trim_start_matches("usr/")), b"");
+        put(
+            r,
+            &format!("/{}", module(m).trim_start_matches("usr/")),
+            b"",
+        );
     }
-    put(r, &format!("/boot/initrd.img-{KVER}"), &cpio(&[module("xen-blkfront"), "init".into()]));
+    put(
+        r,
+        &format!("/boot/initrd.img-{KVER}"),
+        &cpio(&[module("xen-blkfront"), "init".into()]),
+    );
     put(r, "/usr/bin/dracut", b"#!/bin/sh\n");
     put(r, "/usr/sbin/grub-mkconfig", b"#!/bin/sh\n");
     fs::create_dir_all(r.join("etc/dracut.conf.d")).unwrap();
     fs::create_dir_all(r.join("etc/systemd/system/getty.target.wants")).unwrap();
-    std::os::unix::fs::symlink("/lib/systemd/system/getty@.service", r.join("etc/systemd/system/getty.target.wants/getty@hvc0.service")).unwrap();
+    std::os::unix::fs::symlink(
+        "/lib/systemd/system/getty@.service",
+        r.join("etc/systemd/system/getty.target.wants/getty@hvc0.service"),
+    )
+    .unwrap();
     t
 }
 
@@ -168,16 +188,32 @@ fn converts_then_changes_nothing() {
         "{:#?}",
         p.changes
     );
-    assert!(matches!(&p.steps[..], [Step::RebuildInitrd { .. }, Step::GrubMkconfig { .. }]), "{:#?}", p.steps);
+    assert!(
+        matches!(
+            &p.steps[..],
+            [Step::RebuildInitrd { .. }, Step::GrubMkconfig { .. }]
+        ),
+        "{:#?}",
+        p.steps
+    );
     // What the dry run shows is what apply writes.
     let runner = fake(t.path(), &[]);
     let applied = apply(&fs_, &runner, &p).unwrap();
     for f in &p.files {
         assert_eq!(read(t.path(), f.path.as_str()), f.after, "{}", f.path);
     }
-    assert!(!t.path().join("etc/systemd/system/getty.target.wants/getty@hvc0.service").exists());
-    assert_eq!(read(t.path(), "/etc/fstab").lines().nth(1), Some("/dev/vda1 / ext4 errors=remount-ro 0 1"));
-    assert!(t.path().join(format!("boot/initrd.img-{KVER}.xen2kvm-orig")).is_file());
+    assert!(!t
+        .path()
+        .join("etc/systemd/system/getty.target.wants/getty@hvc0.service")
+        .exists());
+    assert_eq!(
+        read(t.path(), "/etc/fstab").lines().nth(1),
+        Some("/dev/vda1 / ext4 errors=remount-ro 0 1")
+    );
+    assert!(t
+        .path()
+        .join(format!("boot/initrd.img-{KVER}.xen2kvm-orig"))
+        .is_file());
     assert_eq!(
         runner.calls.borrow().as_slice(),
         [
@@ -198,11 +234,25 @@ fn skip_leaves_a_rule_out() {
     let p = plan_of(&fs_, &["consoles".to_owned(), "rebuild-initrd".to_owned()]);
     assert!(p.changes.iter().all(|c| c.rule != "consoles"));
     assert!(p.remove_links.is_empty());
-    assert!(p.steps.iter().all(|s| !matches!(s, Step::RebuildInitrd { .. })));
+    assert!(p
+        .steps
+        .iter()
+        .all(|s| !matches!(s, Step::RebuildInitrd { .. })));
     let f = facts::read(&fs_).unwrap();
     let skip = ["no-such-rule".to_owned()];
-    let err = plan(&fs_, &Ctx { facts: &f, boot_disk: None, skip: &skip }).unwrap_err();
-    assert!(err.to_string().contains("unknown rule 'no-such-rule'"), "{err}");
+    let err = plan(
+        &fs_,
+        &Ctx {
+            facts: &f,
+            boot_disk: None,
+            skip: &skip,
+        },
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("unknown rule 'no-such-rule'"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -212,11 +262,23 @@ fn a_failing_command_says_what_was_done() {
     let p = plan_of(&fs_, &[]);
     let runner = fake(t.path(), &["grub-mkconfig"]);
     let err = apply(&fs_, &runner, &p).unwrap_err();
-    assert!(err.error.to_string().contains("running /usr/sbin/grub-mkconfig -o /boot/grub/grub.cfg in the guest"), "{}", err.error);
+    assert!(
+        err.error
+            .to_string()
+            .contains("running /usr/sbin/grub-mkconfig -o /boot/grub/grub.cfg in the guest"),
+        "{}",
+        err.error
+    );
     let done = &err.applied.done;
     assert!(done.contains(&"wrote /etc/fstab".to_owned()), "{done:?}");
-    assert!(done.iter().any(|d| d.starts_with("ran /usr/bin/dracut")), "{done:?}");
-    assert!(!done.iter().any(|d| d.contains("grub-mkconfig")), "{done:?}");
+    assert!(
+        done.iter().any(|d| d.starts_with("ran /usr/bin/dracut")),
+        "{done:?}"
+    );
+    assert!(
+        !done.iter().any(|d| d.contains("grub-mkconfig")),
+        "{done:?}"
+    );
 }
 
 #[test]
@@ -231,7 +293,11 @@ fn an_initrd_without_virtio_is_an_error() {
     assert!(msg.contains("lacks virtio_blk, virtio_pci"), "{msg}");
     assert!(msg.contains(".xen2kvm-orig"), "{msg}");
     // The original initrd is kept.
-    let orig = fs::read(t.path().join(format!("boot/initrd.img-{KVER}.xen2kvm-orig"))).unwrap();
+    let orig = fs::read(
+        t.path()
+            .join(format!("boot/initrd.img-{KVER}.xen2kvm-orig")),
+    )
+    .unwrap();
     assert_eq!(orig, cpio(&[module("xen-blkfront"), "init".into()]));
 }
 
@@ -243,5 +309,9 @@ fn mkconfig_output_naming_xen_devices_is_an_error() {
     let p = plan_of(&fs_, &["kernel-cmdline".to_owned()]);
     let runner = fake(t.path(), &[]);
     let err = apply(&fs_, &runner, &p).unwrap_err();
-    assert!(err.error.to_string().contains("still names a Xen device"), "{}", err.error);
+    assert!(
+        err.error.to_string().contains("still names a Xen device"),
+        "{}",
+        err.error
+    );
 }

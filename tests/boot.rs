@@ -7,31 +7,8 @@
 #![allow(clippy::print_stderr)]
 
 use std::path::Path;
-use std::process::Command;
 
-use serde_json::Value;
-use xen2kvm_tests::{overlay, require_image, sha256_file, xen2kvm_bin};
-
-/// Runs `xen2kvm boot-check --json` on `image`; returns exit code and JSON.
-fn boot_check(image: &Path, logs: &Path) -> (i32, Value) {
-    let out = Command::new(xen2kvm_bin())
-        .arg("boot-check")
-        .arg(image)
-        .arg("--json")
-        .arg("--log-dir")
-        .arg(logs)
-        .output()
-        .expect("running xen2kvm");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    eprintln!("{stderr}");
-    let json: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "boot-check printed no JSON ({e}): {}",
-            String::from_utf8_lossy(&out.stdout)
-        )
-    });
-    (out.status.code().unwrap_or(-1), json)
-}
+use xen2kvm_tests::{boot_check, overlay, require_image, sha256_file};
 
 #[test]
 fn xen_pv_guest_fails_and_names_its_root_device() {

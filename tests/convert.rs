@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
-use xen2kvm_tests::{overlay, repo_root, require_image, sha256_file, xen2kvm_bin};
+use xen2kvm_tests::{boot_check, overlay, repo_root, require_image, sha256_file, xen2kvm_bin};
 
 /// Runs `xen2kvm convert ARGS --json`; returns the exit code and the report.
 fn convert(args: &[&str]) -> (i32, Value) {
@@ -44,20 +44,6 @@ fn convert(args: &[&str]) -> (i32, Value) {
         json["seconds"]["total"],
         json["seconds"]
     );
-    (out.status.code().unwrap_or(-1), json)
-}
-
-fn boot_check(image: &Path, logs: &Path) -> (i32, Value) {
-    let out = Command::new(xen2kvm_bin())
-        .arg("boot-check")
-        .arg(image)
-        .arg("--json")
-        .arg("--log-dir")
-        .arg(logs)
-        .output()
-        .expect("running xen2kvm");
-    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
-    let json: Value = serde_json::from_slice(&out.stdout).expect("boot-check JSON");
     (out.status.code().unwrap_or(-1), json)
 }
 

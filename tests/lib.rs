@@ -253,3 +253,25 @@ pub fn schema_errors(
     }
     errs
 }
+
+/// Runs `xen2kvm boot-check --json` on `image` with its logs in `logs`;
+/// returns the exit code and the report (stderr is passed through).
+pub fn boot_check(image: &Path, logs: &Path) -> (i32, serde_json::Value) {
+    let out = std::process::Command::new(xen2kvm_bin())
+        .arg("boot-check")
+        .arg(image)
+        .arg("--json")
+        .arg("--log-dir")
+        .arg(logs)
+        .output()
+        .expect("running xen2kvm");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    eprintln!("{stderr}");
+    let json = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "boot-check printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    });
+    (out.status.code().unwrap_or(-1), json)
+}

@@ -144,7 +144,11 @@ pub(crate) fn ensure_bench() -> Result<()> {
         return Ok(());
     }
     if !is_root() {
-        bail!("missing {} and not root: apt-get install -y {}", missing.join(" "), missing.join(" "));
+        bail!(
+            "missing {} and not root: apt-get install -y {}",
+            missing.join(" "),
+            missing.join(" ")
+        );
     }
     run(Command::new("apt-get")
         .args(["install", "-y"])

@@ -168,13 +168,40 @@ fn demo() -> Result<()> {
     let source = &built[0];
     let converted = work.join("debian12-kvm-converted.qcow2");
     let before = step("boot-check the Xen PV guest as it is", || {
-        demo_run(&bin, &["boot-check".as_ref(), source.as_os_str(), "--log-dir".as_ref(), work.as_os_str()], &[0, 1])
+        demo_run(
+            &bin,
+            &[
+                "boot-check".as_ref(),
+                source.as_os_str(),
+                "--log-dir".as_ref(),
+                work.as_os_str(),
+            ],
+            &[0, 1],
+        )
     })?;
     step("convert it (to a copy; the source is only read)", || {
-        demo_run(&bin, &["convert".as_ref(), source.as_os_str(), "-o".as_ref(), converted.as_os_str()], &[0])
+        demo_run(
+            &bin,
+            &[
+                "convert".as_ref(),
+                source.as_os_str(),
+                "-o".as_ref(),
+                converted.as_os_str(),
+            ],
+            &[0],
+        )
     })?;
     let after = step("boot-check the converted guest", || {
-        demo_run(&bin, &["boot-check".as_ref(), converted.as_os_str(), "--log-dir".as_ref(), work.as_os_str()], &[0, 1])
+        demo_run(
+            &bin,
+            &[
+                "boot-check".as_ref(),
+                converted.as_os_str(),
+                "--log-dir".as_ref(),
+                work.as_os_str(),
+            ],
+            &[0, 1],
+        )
     })?;
     let example = root.join("crates/domxml/test_data/suse-example.xen.xml");
     step("domxml: the SUSE guide's Xen domain to KVM", || {
@@ -214,7 +241,11 @@ fn bench(args: &[String]) -> Result<()> {
     std::fs::create_dir_all(work.join("v2v"))?;
     let out = work.join("xen2kvm.qcow2");
     let t = Instant::now();
-    run(Command::new(&bin).arg("convert").arg(&built[0]).arg("-o").arg(&out))?;
+    run(Command::new(&bin)
+        .arg("convert")
+        .arg(&built[0])
+        .arg("-o")
+        .arg(&out))?;
     let ours = t.elapsed().as_secs_f64();
     let t = Instant::now();
     run(Command::new("virt-v2v")

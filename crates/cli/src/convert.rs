@@ -153,14 +153,7 @@ pub(crate) fn run(args: Args) -> Result<Exit> {
     times.appliance = t.elapsed();
 
     let t = Instant::now();
-    let mut f = facts::read(&guest).context("reading the guest's files")?;
-    f.bootloader.boot_code = Some(guest.boot_code()?);
-    let info = guest.root().clone();
-    if f.os.distro.is_empty() {
-        f.os.distro = info.distro.clone();
-        f.os.product = info.product_name.clone();
-        f.os.version = format!("{}.{}", info.version.0, info.version.1);
-    }
+    let (f, info) = crate::inspect::read_facts(&guest)?;
     let boot_disk = guest.boot_disk()?;
     times.inspect = t.elapsed();
 

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use serde::Serialize;
 use xen2kvm_inspector::facts::{self, Avail, Facts, Verdict};
-use xen2kvm_inspector::{Guest, OpenOptions};
+use xen2kvm_inspector::{Guest, OpenOptions, RootInfo};
 
 use crate::Exit;
 
@@ -25,6 +25,20 @@ pub(crate) struct Args {
     /// Print a JSON document (schema in docs/json.md) instead of text.
     #[arg(long)]
     json: bool,
+}
+
+/// The facts of an opened guest, with its boot code, and what inspection
+/// said of its root (which also fills in an OS the files did not name).
+pub(crate) fn read_facts(guest: &Guest) -> Result<(Facts, RootInfo)> {
+    let mut f = facts::read(guest).context("reading the guest's files")?;
+    f.bootloader.boot_code = Some(guest.boot_code()?);
+    let info = guest.root().clone();
+    if f.os.distro.is_empty() {
+        f.os.distro = info.distro.clone();
+        f.os.product = info.product_name.clone();
+        f.os.version = format!("{}.{}", info.version.0, info.version.1);
+    }
+    Ok((f, info))
 }
 
 pub(crate) fn run(args: Args) -> Result<Exit> {
@@ -49,14 +63,7 @@ pub(crate) fn run(args: Args) -> Result<Exit> {
             root: args.root.clone(),
         },
     )?;
-    let mut f = facts::read(&guest).context("reading the guest's files")?;
-    f.bootloader.boot_code = Some(guest.boot_code()?);
-    let info = guest.root().clone();
-    if f.os.distro.is_empty() {
-        f.os.distro = info.distro.clone();
-        f.os.product = info.product_name.clone();
-        f.os.version = format!("{}.{}", info.version.0, info.version.1);
-    }
+    let (f, info) = read_facts(&guest)?;
     guest.close()?;
     let verdict = facts::verdict(&f);
     if args.json {

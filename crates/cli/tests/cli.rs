@@ -158,3 +158,52 @@ fn domxml_lists_rules() {
         "{out}"
     );
 }
+
+#[test]
+fn convert_lists_its_rules_in_order() {
+    let (code, out, _) = xen2kvm(&["convert", "--list"]);
+    assert_eq!(code, 0);
+    let names: Vec<&str> = out.lines().filter_map(|l| l.split_whitespace().next()).collect();
+    assert_eq!(
+        names,
+        [
+            "initrd-drivers",
+            "block-devices",
+            "kernel-cmdline",
+            "consoles",
+            "rebuild-initrd",
+            "grub-install",
+            "grub-config",
+            "default-kernel"
+        ]
+    );
+}
+
+#[test]
+fn convert_refuses_bad_requests_before_touching_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = dir.path().join("disk.img");
+    std::fs::write(&disk, vec![0u8; 4096]).unwrap();
+    let d = disk.to_str().unwrap();
+    // No mode.
+    let (code, _, err) = xen2kvm(&["convert", d]);
+    assert_eq!(code, 1);
+    assert!(err.contains("-o OUT") && err.contains("--in-place"), "{err}");
+    // An unknown rule.
+    let (code, _, err) = xen2kvm(&["convert", d, "--dry-run", "--skip", "nope"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("unknown rule 'nope'"), "{err}");
+    // An output that exists is never overwritten.
+    let (code, _, err) = xen2kvm(&["convert", d, "-o", d]);
+    assert_eq!(code, 1);
+    assert!(err.contains("exists"), "{err}");
+    // Copy and in place at once is a usage error.
+    let (code, _, _) = xen2kvm(&["convert", d, "-o", "x.qcow2", "--in-place"]);
+    assert_eq!(code, 2);
+    // A missing disk.
+    let (code, _, err) = xen2kvm(&["convert", "/nonexistent.img", "--dry-run"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("/nonexistent.img"), "{err}");
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert_eq!(left.len(), 1, "nothing but the disk: {left:?}");
+}

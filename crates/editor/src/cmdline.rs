@@ -93,6 +93,26 @@ pub fn rewrite(
     }
 }
 
+/// Adds one line's changes (as `line N: LABEL: a, b`) and warnings to
+/// `edit`; whether there were changes.
+fn record(
+    edit: &mut Edit,
+    n: usize,
+    label: &str,
+    changes: Vec<String>,
+    warnings: Vec<String>,
+) -> bool {
+    for w in warnings {
+        edit.warnings.push(format!("line {n}: {w}"));
+    }
+    if changes.is_empty() {
+        return false;
+    }
+    edit.changes
+        .push(format!("line {n}: {label}: {}", changes.join(", ")));
+    true
+}
+
 /// Whether `line`'s arguments include a serial console.
 fn has_serial(line: &str) -> bool {
     line.split_whitespace().any(is_serial)
@@ -151,15 +171,7 @@ pub fn default_grub(text: &str) -> Edit {
             changes.push(format!("removed a second {SERIAL} (kept in {serial_key})"));
             value = kept.join(" ");
         }
-        for w in warnings {
-            edit.warnings.push(format!("line {n}: {w}"));
-        }
-        if changes.is_empty() {
-            return None;
-        }
-        edit.changes
-            .push(format!("line {n}: {}: {}", a.key, changes.join(", ")));
-        Some(a.with_value(&value))
+        record(&mut edit, n, a.key, changes, warnings).then(|| a.with_value(&value))
     });
     if serial_line.is_none() {
         let mut c = Vec::new();
@@ -245,14 +257,9 @@ pub fn legacy_menu(text: &str) -> Edit {
         let mut changes = Vec::new();
         let mut warnings = Vec::new();
         let args = rewrite(args, Consoles::Serial, &mut changes, &mut warnings);
-        for w in warnings {
-            edit.warnings.push(format!("line {n}: {w}"));
-        }
-        if changes.is_empty() {
+        if !record(&mut edit, n, &format!("kernel {image}"), changes, warnings) {
             return None;
         }
-        edit.changes
-            .push(format!("line {n}: kernel {image}: {}", changes.join(", ")));
         Some(format!("{indent}{key}{sep}{image} {args}"))
     });
     edit.text = new;
@@ -281,15 +288,7 @@ pub fn sysconfig_bootloader(text: &str) -> Edit {
         let mut changes = Vec::new();
         let mut warnings = Vec::new();
         let value = rewrite(a.value, mode, &mut changes, &mut warnings);
-        for w in warnings {
-            edit.warnings.push(format!("line {n}: {w}"));
-        }
-        if changes.is_empty() {
-            return None;
-        }
-        edit.changes
-            .push(format!("line {n}: {}: {}", a.key, changes.join(", ")));
-        Some(a.with_value(&value))
+        record(&mut edit, n, a.key, changes, warnings).then(|| a.with_value(&value))
     });
     edit.text = new;
     edit

@@ -163,7 +163,10 @@ fn domxml_lists_rules() {
 fn convert_lists_its_rules_in_order() {
     let (code, out, _) = xen2kvm(&["convert", "--list"]);
     assert_eq!(code, 0);
-    let names: Vec<&str> = out.lines().filter_map(|l| l.split_whitespace().next()).collect();
+    let names: Vec<&str> = out
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
     assert_eq!(
         names,
         [
@@ -188,7 +191,10 @@ fn convert_refuses_bad_requests_before_touching_anything() {
     // No mode.
     let (code, _, err) = xen2kvm(&["convert", d]);
     assert_eq!(code, 1);
-    assert!(err.contains("-o OUT") && err.contains("--in-place"), "{err}");
+    assert!(
+        err.contains("-o OUT") && err.contains("--in-place"),
+        "{err}"
+    );
     // An unknown rule.
     let (code, _, err) = xen2kvm(&["convert", d, "--dry-run", "--skip", "nope"]);
     assert_eq!(code, 1);

@@ -315,3 +315,82 @@ fn mkconfig_output_naming_xen_devices_is_an_error() {
         err.error
     );
 }
+
+/// A SLES 12 GA-style guest: GRUB 2 with `GRUB_DEFAULT=saved`, the saved
+/// entry boots the Xen-only kernel-xen; kernel-default is installed too.
+#[test]
+fn grub2_default_moves_off_the_xen_kernel_through_grubenv() {
+    let t = tempfile::tempdir().unwrap();
+    let r = t.path();
+    let xen = "3.12.49-11-xen";
+    let def = "3.12.49-11-default";
+    put(r, "/etc/os-release", b"NAME=\"SLES\"\nVERSION_ID=\"12\"\nID=\"sles\"\nPRETTY_NAME=\"SUSE Linux Enterprise Server 12\"\n");
+    put(r, "/etc/default/grub", b"GRUB_DEFAULT=saved\nGRUB_CMDLINE_LINUX_DEFAULT=\"console=ttyS0,115200\"\nGRUB_CMDLINE_LINUX=\"\"\nGRUB_TERMINAL=\"console serial\"\nGRUB_SERIAL_COMMAND=\"serial\"\n");
+    let menu = |v: &str| {
+        format!("menuentry 'SLES 12, with Linux {v}' $menuentry_id_option 'gnulinux-{v}-advanced-5a3d' {{\n\tlinux\t/boot/vmlinuz-{v} root=UUID=5a3d console=ttyS0,115200\n\tinitrd\t/boot/initrd-{v}\n}}\n")
+    };
+    let cfg = format!("load_env\nset default=\"${{saved_entry}}\"\nsubmenu 'Advanced options for SLES 12' $menuentry_id_option 'gnulinux-advanced-5a3d' {{\n{}{}}}\n", menu(xen), menu(def));
+    put(r, "/boot/grub2/grub.cfg", cfg.as_bytes());
+    let mut env = "# GRUB Environment Block\nsaved_entry=gnulinux-advanced-5a3d>gnulinux-3.12.49-11-xen-advanced-5a3d\n".to_owned();
+    env.push_str(&"#".repeat(1024 - env.len()));
+    put(r, "/boot/grub2/grubenv", env.as_bytes());
+    put(r, &format!("/boot/vmlinuz-{xen}"), b"k");
+    put(
+        r,
+        &format!("/boot/config-{xen}"),
+        b"CONFIG_X86_64_XEN=y\nCONFIG_XEN=y\n",
+    );
+    put(
+        r,
+        &format!("/lib/modules/{xen}/kernel/drivers/xen/blkfront/xenblk.ko"),
+        b"",
+    );
+    put(r, &format!("/boot/vmlinuz-{def}"), b"k");
+    put(
+        r,
+        &format!("/boot/config-{def}"),
+        b"CONFIG_VIRTIO_BLK=m\nCONFIG_VIRTIO_PCI=m\n",
+    );
+    put(
+        r,
+        &format!("/lib/modules/{def}/kernel/drivers/block/virtio_blk.ko"),
+        b"",
+    );
+    put(
+        r,
+        &format!("/lib/modules/{def}/kernel/drivers/virtio/virtio_pci.ko"),
+        b"",
+    );
+    let virtio_initrd = cpio(&[
+        format!("lib/modules/{def}/kernel/drivers/block/virtio_blk.ko"),
+        format!("lib/modules/{def}/kernel/drivers/virtio/virtio_pci.ko"),
+    ]);
+    put(r, &format!("/boot/initrd-{def}"), &virtio_initrd);
+    put(r, "/usr/sbin/grub2-mkconfig", b"#!/bin/sh\n");
+    let fs_ = DirFs::new(r);
+    let p = plan_of(&fs_, &[]);
+    assert_eq!(p.kernel.as_deref(), Some(def));
+    assert!(
+        matches!(&p.steps[..], [Step::Grub2Default { image, set_default: None, .. }] if image == "vmlinuz-3.12.49-11-default"),
+        "{:#?}",
+        p.steps
+    );
+    let runner = fake(r, &[]);
+    let applied = apply(&fs_, &runner, &p).unwrap();
+    let env = read(r, "/boot/grub2/grubenv");
+    assert_eq!(env.len(), 1024);
+    assert!(
+        env.contains(
+            "saved_entry=gnulinux-advanced-5a3d>gnulinux-3.12.49-11-default-advanced-5a3d\n"
+        ),
+        "{env}"
+    );
+    assert!(
+        runner.calls.borrow().is_empty(),
+        "{:?}",
+        runner.calls.borrow()
+    );
+    assert_eq!(applied.changes.len(), 1, "{:?}", applied.changes);
+    // Now the default boots kernel-default: nothing more to do.
+    assert!(plan_of(&fs_, &[]).is_empty());
+}

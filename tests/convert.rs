@@ -88,7 +88,9 @@ fn plan_part(r: &Value) -> Value {
 
 /// Converts a Debian Xen PV image to a copy and proves it: dry run = what
 /// is written, source unchanged, the copy boots, a second run changes nothing.
-fn debian_converts_and_boots(image: &str, want_steps: &[&str]) {
+/// `full`: also the dry run and the second conversion (done once, on the
+/// guest with GRUB on its disk, to keep the suite's time down).
+fn debian_converts_and_boots(image: &str, want_steps: &[&str], full: bool) {
     let Some(src) = require_image(image) else {
         return;
     };
@@ -96,26 +98,33 @@ fn debian_converts_and_boots(image: &str, want_steps: &[&str]) {
     let src_sha = sha256_file(&src);
     let src_s = src.to_str().unwrap();
 
-    let (code, dry) = convert(&["--dry-run", src_s]);
-    assert_eq!(code, 0, "{dry:#}");
-    assert_eq!(dry["result"], "would-change");
-    let steps: Vec<&str> = dry["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["rule"].as_str().unwrap())
-        .collect();
-    assert_eq!(steps, want_steps, "{dry:#}");
+    let dry = if full {
+        let (code, dry) = convert(&["--dry-run", src_s]);
+        assert_eq!(code, 0, "{dry:#}");
+        assert_eq!(dry["result"], "would-change");
+        Some(dry)
+    } else {
+        None
+    };
 
     let out = dir.path().join("converted.qcow2");
     let (code, report) = convert(&[src_s, "-o", out.to_str().unwrap()]);
     assert_eq!(code, 0, "{report:#}");
     assert_eq!(report["result"], "converted", "{report:#}");
-    assert_eq!(
-        plan_part(&report),
-        plan_part(&dry),
-        "the dry run showed something else than what convert did"
-    );
+    let steps: Vec<&str> = report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["rule"].as_str().unwrap())
+        .collect();
+    assert_eq!(steps, want_steps, "{report:#}");
+    if let Some(dry) = &dry {
+        assert_eq!(
+            plan_part(&report),
+            plan_part(dry),
+            "the dry run showed something else than what convert did"
+        );
+    }
     assert_eq!(
         sha256_file(&src),
         src_sha,
@@ -152,6 +161,9 @@ fn debian_converts_and_boots(image: &str, want_steps: &[&str]) {
     assert_eq!(code, 0, "the converted guest must boot: {boot:#}");
     assert_eq!(boot["verdict"], "booted");
 
+    if !full {
+        return;
+    }
     let (code, again) = convert(&["--in-place", out.to_str().unwrap()]);
     assert_eq!(code, 0, "{again:#}");
     assert_eq!(
@@ -164,7 +176,7 @@ fn debian_converts_and_boots(image: &str, want_steps: &[&str]) {
 
 #[test]
 fn debian12_xenpv_converts_and_boots() {
-    debian_converts_and_boots("debian12-xenpv", &["rebuild-initrd", "grub-config"]);
+    debian_converts_and_boots("debian12-xenpv", &["rebuild-initrd", "grub-config"], true);
 }
 
 #[test]
@@ -172,6 +184,7 @@ fn debian12_pygrub_guest_gets_boot_code_and_boots() {
     debian_converts_and_boots(
         "debian12-xenpv-pygrub",
         &["rebuild-initrd", "grub-install", "grub-config"],
+        false,
     );
 }
 
@@ -223,6 +236,11 @@ fn phony_golden(name: &str) {
     }
     script.push_str("echo \"== stub calls\"\ncat /var/log/xen2kvm-stub-calls.log\n");
     text.push_str(&guestfish(&out, false, &script));
+    // The appliance's kernel names the guest's disk sda or sdb, depending on
+    // probe order (the commands see that name).
+    let text = text
+        .replace("/dev/sda", "/dev/sdX")
+        .replace("/dev/sdb", "/dev/sdX");
     let golden = repo_root().join(format!("tests/expected/convert/{name}.txt"));
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
         fs::create_dir_all(golden.parent().unwrap()).unwrap();
@@ -327,8 +345,9 @@ fn failure_midway_copy_leaves_nothing_in_place_says_what_was_written() {
     );
     let (fstab, calls) = fstab.split_once("==\n").unwrap();
     assert!(!fstab.contains("/dev/xvd"), "{fstab}");
+    let calls: Vec<&str> = calls.lines().filter(|l| !l.trim().is_empty()).collect();
     assert!(
-        calls.lines().all(|l| l.starts_with("/usr/bin/dracut")),
-        "{calls}"
+        !calls.is_empty() && calls.iter().all(|l| l.starts_with("/usr/bin/dracut ")),
+        "{calls:?}"
     );
 }

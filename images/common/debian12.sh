@@ -49,19 +49,29 @@ boot_commands() {
     # dracut first: grub-mkconfig only writes an initrd line for an initrd
     # that exists.
     echo "sh \"dracut --force --hostonly --no-hostonly-cmdline $dracut_opts /boot/initrd.img-$kver $kver\""
-    # grub-install reads the guest's device.map, which names the guest's disk
-    # (/dev/xvda), not the appliance's; without one it guesses BIOS disk 0 and
-    # may pick the appliance's own disk, then refuses a "cross-disk install".
-    # So a device.map saying (hd0) is /dev/sda is in place while it runs.
-    echo "sh \"if [ -e /boot/grub/device.map ]; then mv /boot/grub/device.map /boot/grub/device.map.xen2kvm-build; fi\""
-    echo "write /boot/grub/device.map \"(hd0) /dev/sda\\n\""
-    echo "command 'grub-install --target=i386-pc /dev/sda'"
-    echo "rm /boot/grub/device.map"
-    echo "sh \"if [ -e /boot/grub/device.map.xen2kvm-build ]; then mv /boot/grub/device.map.xen2kvm-build /boot/grub/device.map; fi\""
-    # The appliance's udev has not seen the new filesystem: without this
-    # link grub-mkconfig would write root=/dev/sda1 (the appliance's name).
-    # (Made after grub-install, which it confuses into a cross-disk install.)
-    echo "sh \"mkdir -p /dev/disk/by-uuid && ln -sf ../../sda1 /dev/disk/by-uuid/$ROOT_UUID\""
+    # GRUB goes on the disk holding the root filesystem, by the kernel's
+    # name for it: the appliance's own disk and the guest's are probed in
+    # either order (libguestfs' API names hide that; a command run in the
+    # guest sees the kernel's), so /dev/sda may be the appliance's disk and
+    # grub-install would refuse a "cross-disk install". The helper finds the
+    # disk with blkid, pins it as (hd0) in device.map while grub-install runs
+    # (the guest's own names /dev/xvda), and makes the by-uuid link that
+    # grub-mkconfig needs to write root=UUID=.
+    cat > "$WORK/grub-install.sh" <<SH
+set -e
+part="\$(blkid -U $ROOT_UUID)"
+disk="\${part%%[0-9]*}"
+mkdir -p /dev/disk/by-uuid
+[ -e /dev/disk/by-uuid/$ROOT_UUID ] || ln -s "\$part" /dev/disk/by-uuid/$ROOT_UUID
+if [ -e /boot/grub/device.map ]; then mv /boot/grub/device.map /boot/grub/device.map.xen2kvm-build; fi
+printf '(hd0) %s\\n' "\$disk" > /boot/grub/device.map
+grub-install --target=i386-pc "\$disk"
+rm /boot/grub/device.map
+if [ -e /boot/grub/device.map.xen2kvm-build ]; then mv /boot/grub/device.map.xen2kvm-build /boot/grub/device.map; fi
+SH
+    echo "upload $WORK/grub-install.sh /tmp/xen2kvm-grub-install.sh"
+    echo "command '/bin/sh /tmp/xen2kvm-grub-install.sh'"
+    echo "rm /tmp/xen2kvm-grub-install.sh"
     echo "command 'grub-mkconfig -o /boot/grub/grub.cfg'"
     echo "sh \"lsinitrd /boot/initrd.img-$kver > /var/lib/xen2kvm-initrd.txt\""
     echo "download /var/lib/xen2kvm-initrd.txt $WORK/initrd.txt"

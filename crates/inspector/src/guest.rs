@@ -169,26 +169,53 @@ impl Guest {
         Ok(false)
     }
 
-    /// The appliance's name of the whole disk holding the root filesystem
-    /// (`/dev/sda`), where GRUB's boot code goes.
+    /// The kernel's name, inside the appliance, of the whole disk holding
+    /// the root filesystem (`/dev/sdb`): what commands run in the guest (such
+    /// as `grub-install`) must be given. It is not always the libguestfs API
+    /// name: the appliance's own disk and the guest's are probed in either
+    /// order, and libguestfs translates its API names to hide that.
     pub fn boot_disk(&self) -> Result<String> {
         let partitions = self
             .g
             .list_partitions()
             .map_err(gerr("list_partitions", ""))?;
-        if partitions.contains(&self.root.device) {
-            return self
-                .g
+        let is_partition = partitions.contains(&self.root.device);
+        let api_disk = if is_partition {
+            self.g
                 .part_to_dev(&self.root.device)
-                .map_err(gerr("part_to_dev", &self.root.device));
+                .map_err(gerr("part_to_dev", &self.root.device))?
+        } else {
+            let devices = self.g.list_devices().map_err(gerr("list_devices", ""))?;
+            devices.into_iter().next().unwrap_or_default()
+        };
+        // The root filesystem's UUID names it for the appliance's blkid.
+        let uuid = self
+            .g
+            .vfs_uuid(&self.root.device)
+            .map_err(gerr("vfs_uuid", &self.root.device))?;
+        if uuid.is_empty() || !uuid.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+            return Ok(api_disk);
         }
-        let devices = self.g.list_devices().map_err(gerr("list_devices", ""))?;
-        Ok(devices.into_iter().next().unwrap_or_default())
+        let found = self
+            .g
+            .debug("sh", &[format!("blkid -U {uuid} || true").as_str()])
+            .map_err(gerr("debug sh blkid", &uuid))?;
+        let kernel_dev = found.trim();
+        if !kernel_dev.starts_with("/dev/") {
+            return Ok(api_disk);
+        }
+        Ok(if is_partition {
+            kernel_disk(kernel_dev)
+        } else {
+            kernel_dev.to_owned()
+        })
     }
 
     /// Makes sure the appliance has `/dev/disk/by-uuid/<uuid>` for every
     /// filesystem of the guest: `grub-mkconfig` writes `root=UUID=…` only
-    /// when that link exists, else the appliance's `/dev/sdX` name.
+    /// when that link exists, else the appliance's `/dev/sdX` name. Links
+    /// udev made are kept; missing ones point where the appliance's blkid
+    /// finds the filesystem (kernel names, see [`Guest::boot_disk`]).
     pub fn ensure_uuid_links(&self) -> Result<()> {
         let filesystems = self
             .g
@@ -206,7 +233,7 @@ impl Guest {
                 continue;
             }
             script.push_str(&format!(
-                "; [ -e /dev/disk/by-uuid/{uuid} ] || ln -s {dev} /dev/disk/by-uuid/{uuid}"
+                "; l=/dev/disk/by-uuid/{uuid}; [ -e $l ] || {{ d=$(blkid -U {uuid}) && ln -s $d $l; }}"
             ));
         }
         self.g
@@ -277,6 +304,16 @@ fn check_qcow2(disk: &std::path::Path) -> Result<()> {
                 disk.display()
             )))
         }
+    }
+}
+
+/// The whole disk of a kernel partition name: `/dev/sdb1` → `/dev/sdb`,
+/// `/dev/nvme0n1p2` → `/dev/nvme0n1`, `/dev/vda3` → `/dev/vda`.
+fn kernel_disk(part: &str) -> String {
+    let stem = part.trim_end_matches(|c: char| c.is_ascii_digit());
+    match stem.strip_suffix('p') {
+        Some(disk) if disk.ends_with(|c: char| c.is_ascii_digit()) => disk.to_owned(),
+        _ => stem.to_owned(),
     }
 }
 
@@ -484,6 +521,14 @@ impl GuestFs for Guest {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kernel_disks() {
+        assert_eq!(kernel_disk("/dev/sdb1"), "/dev/sdb");
+        assert_eq!(kernel_disk("/dev/sda12"), "/dev/sda");
+        assert_eq!(kernel_disk("/dev/nvme0n1p2"), "/dev/nvme0n1");
+        assert_eq!(kernel_disk("/dev/vda3"), "/dev/vda");
+    }
 
     #[test]
     fn root_choice() {

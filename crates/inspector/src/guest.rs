@@ -118,6 +118,26 @@ impl Guest {
             .map_err(gerr("command", &argv.join(" ")))
     }
 
+    /// The API name of the disk holding the root, every partition, and
+    /// whether the root is one of them (else a whole-disk filesystem or LVM,
+    /// and the disk is the first one).
+    fn root_disk(&self) -> Result<(String, Vec<String>, bool)> {
+        let partitions = self
+            .g
+            .list_partitions()
+            .map_err(gerr("list_partitions", ""))?;
+        let is_partition = partitions.contains(&self.root.device);
+        let disk = if is_partition {
+            self.g
+                .part_to_dev(&self.root.device)
+                .map_err(gerr("part_to_dev", &self.root.device))?
+        } else {
+            let devices = self.g.list_devices().map_err(gerr("list_devices", ""))?;
+            devices.into_iter().next().unwrap_or_default()
+        };
+        Ok((disk, partitions, is_partition))
+    }
+
     /// Whether the disk holding the root has a bootloader on it: GRUB (2 or
     /// legacy) or LILO in the MBR, or a generic MBR chain-loading an active
     /// partition whose boot sector has one. `false` for an empty code area,
@@ -127,19 +147,7 @@ impl Guest {
     pub fn boot_code(&self) -> Result<bool> {
         // Only calls that cannot fail here: libguestfs prints every failed
         // call on stderr, and this crate's binding cannot silence it.
-        let partitions = self
-            .g
-            .list_partitions()
-            .map_err(gerr("list_partitions", ""))?;
-        let dev = if partitions.contains(&self.root.device) {
-            self.g
-                .part_to_dev(&self.root.device)
-                .map_err(gerr("part_to_dev", &self.root.device))?
-        } else {
-            // A whole-disk filesystem, or LVM: the first disk.
-            let devices = self.g.list_devices().map_err(gerr("list_devices", ""))?;
-            devices.into_iter().next().unwrap_or_default()
-        };
+        let (dev, partitions, _) = self.root_disk()?;
         if !partitions.iter().any(|p| p.starts_with(&dev)) {
             return Ok(false);
         }
@@ -175,19 +183,7 @@ impl Guest {
     /// name: the appliance's own disk and the guest's are probed in either
     /// order, and libguestfs translates its API names to hide that.
     pub fn boot_disk(&self) -> Result<String> {
-        let partitions = self
-            .g
-            .list_partitions()
-            .map_err(gerr("list_partitions", ""))?;
-        let is_partition = partitions.contains(&self.root.device);
-        let api_disk = if is_partition {
-            self.g
-                .part_to_dev(&self.root.device)
-                .map_err(gerr("part_to_dev", &self.root.device))?
-        } else {
-            let devices = self.g.list_devices().map_err(gerr("list_devices", ""))?;
-            devices.into_iter().next().unwrap_or_default()
-        };
+        let (api_disk, _, is_partition) = self.root_disk()?;
         // The root filesystem's UUID names it for the appliance's blkid.
         let uuid = self
             .g

@@ -444,12 +444,13 @@ fn run_step(
         } => {
             let backup = GuestPath::new(&format!("{path}.xen2kvm-orig"))
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
-            if !fs.exists(&backup)? {
-                if let Some(old) = fs.read(path)? {
-                    fs.write(&backup, &old)
-                        .map_err(|e| ctx_err(e, &format!("writing {backup}")))?;
-                    out.done.push(format!("copied {path} to {backup}"));
-                }
+            // The first backup is the Xen original: a second run keeps it.
+            if !fs.exists(&backup)?
+                && fs
+                    .copy(path, &backup)
+                    .map_err(|e| ctx_err(e, &format!("copying {path} to {backup}")))?
+            {
+                out.done.push(format!("copied {path} to {backup}"));
             }
             run(runner, argv, out)?;
             let bytes = fs.read(path)?.ok_or_else(|| {

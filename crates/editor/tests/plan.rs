@@ -16,23 +16,8 @@ use xen2kvm_vfs::DirFs;
 
 const KVER: &str = "6.1.0-50-amd64";
 
-/// A newc cpio of empty files.
 fn cpio(files: &[String]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for name in files.iter().map(String::as_str).chain(["TRAILER!!!"]) {
-        let mut h = format!("070701{:08x}{:08x}", 1, 0o100644);
-        h.push_str(&"00000000".repeat(5));
-        h.push_str(&"00000000".repeat(4));
-        h.push_str(&format!("{:08x}", name.len() + 1));
-        h.push_str("00000000");
-        out.extend_from_slice(h.as_bytes());
-        out.extend_from_slice(name.as_bytes());
-        out.push(0);
-        while out.len() % 4 != 0 {
-            out.push(0);
-        }
-    }
-    out
+    xen2kvm_inspector::initrd::newc(files)
 }
 
 fn put(root: &Path, path: &str, content: &[u8]) {

@@ -102,36 +102,37 @@ fn decompress(data: &[u8]) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
+/// A newc cpio archive of empty files named `files` (for test fixtures:
+/// the initrds of test guests and of the editor's tests).
+pub fn newc<S: AsRef<str>>(files: &[S]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for name in files.iter().map(AsRef::as_ref).chain(["TRAILER!!!"]) {
+        let mut h = format!("070701{:08x}{:08x}", 1, 0o100644);
+        h.push_str(&"00000000".repeat(4)); // uid gid nlink mtime
+        h.push_str("00000000"); // filesize
+        h.push_str(&"00000000".repeat(4));
+        h.push_str(&format!("{:08x}", name.len() + 1));
+        h.push_str("00000000");
+        out.extend_from_slice(h.as_bytes());
+        out.extend_from_slice(name.as_bytes());
+        out.push(0);
+        while out.len() % 4 != 0 {
+            out.push(0);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::io::Write;
 
-    /// A newc archive of empty files.
-    fn archive(files: &[&str]) -> Vec<u8> {
-        let mut out = Vec::new();
-        for name in files.iter().copied().chain(["TRAILER!!!"]) {
-            let mut h = format!("070701{:08x}{:08x}", 1, 0o100644);
-            h.push_str(&"00000000".repeat(4)); // uid gid nlink mtime
-            h.push_str("00000000"); // filesize
-            h.push_str(&"00000000".repeat(4));
-            h.push_str(&format!("{:08x}", name.len() + 1));
-            h.push_str("00000000");
-            out.extend_from_slice(h.as_bytes());
-            out.extend_from_slice(name.as_bytes());
-            out.push(0);
-            while out.len() % 4 != 0 {
-                out.push(0);
-            }
-        }
-        out
-    }
-
     #[test]
     fn early_cpio_then_gzip() {
-        let mut img = archive(&["kernel/x86/microcode/GenuineIntel.bin"]);
+        let mut img = newc(&["kernel/x86/microcode/GenuineIntel.bin"]);
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        gz.write_all(&archive(&[
+        gz.write_all(&newc(&[
             "usr/lib/modules/6.1.0/kernel/drivers/block/virtio_blk.ko.xz",
             "init",
         ]))

@@ -54,9 +54,22 @@ pub fn recipes() -> io::Result<Vec<String>> {
     Ok(names)
 }
 
-/// The first 16 hex digits of the sha256 over the recipe's folder and the
+/// The recipe a recipe is derived from: `images/<name>/from` names it (the
+/// parent's cached image is the child's starting point, `$PARENT` in its
+/// `build.sh`), or `None`.
+pub fn recipe_parent(name: &str) -> io::Result<Option<String>> {
+    let f = repo_root().join("images").join(name).join("from");
+    match fs::read_to_string(&f) {
+        Ok(t) => Ok(Some(t.trim().to_owned())),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io::Error::new(e.kind(), format!("{}: {e}", f.display()))),
+    }
+}
+
+/// The first 16 hex digits of the sha256 over the recipe's folder, the
 /// files of `images/common/` it uses (named in it, transitively), relative
-/// paths and contents, in sorted order.
+/// paths and contents, in sorted order, and its parent's hash (a parent's
+/// change rebuilds its children).
 pub fn recipe_hash(name: &str) -> io::Result<String> {
     let images = repo_root().join("images");
     let mut files = Vec::new();
@@ -76,6 +89,10 @@ pub fn recipe_hash(name: &str) -> io::Result<String> {
     }
     files.sort();
     let mut h = Sha256::new();
+    if let Some(parent) = recipe_parent(name)? {
+        h.update(recipe_hash(&parent)?.as_bytes());
+        h.update([0]);
+    }
     for f in files {
         let rel = f.strip_prefix(&images).unwrap_or(&f);
         h.update(rel.to_string_lossy().as_bytes());

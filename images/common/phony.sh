@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Shared steps for the phony test guests (sourced by their build.sh), in the
 # manner of libguestfs' phony guests: a small disk whose files are faithful
-# to the distribution (see ../shared/GUEST-FACTS.md), with a static busybox
+# to the distribution (the files and tools each distribution really has,
+# as described in each recipe's header), with a static busybox
 # as /bin/sh and recording stubs for the tools xen2kvm runs in a guest
 # (grub2-mkconfig, dracut, mkinitrd, update-initramfs, grub2-set-default…):
 # each appends its name and arguments to /var/log/xen2kvm-stub-calls.log.
@@ -43,7 +44,9 @@ install_busybox() {
 #     prepared "rebuilt" initrd (its modules plus virtio's, see kernel()) to
 #     the path the real tool would write;
 #   grub-mkconfig/grub2-mkconfig write a menu from /etc/default/grub and the
-#     kernels in /boot.
+#     kernels in /boot;
+#   grub-install/grub2-install write "GRUB" into the MBR code area of the
+#     disk they are given (what the boot-code check looks for), nothing else.
 stub() {
     local s
     for s in "$@"; do
@@ -61,6 +64,9 @@ fi
 stubs=/usr/lib/xen2kvm-stub
 last() { for a in "$@"; do :; done; echo "$a"; }
 case "${me##*/}" in
+grub-install|grub2-install)
+    disk="$(last "$@")"
+    printf 'GRUB' | busybox dd of="$disk" bs=1 seek=384 conv=notrunc 2>/dev/null ;;
 dracut)
     out=""; kver=""
     for a in "$@"; do out="$kver"; kver="$a"; done

@@ -8,6 +8,9 @@ sles_grub2() {
     install_busybox
     stub /usr/bin/dracut /sbin/mkinitrd /usr/sbin/grub2-mkconfig /usr/sbin/grub2-set-default \
         /usr/sbin/grub2-install /usr/sbin/update-bootloader /usr/bin/lsinitrd
+    # GRUB's BIOS modules (grub2-i386-pc), so that grub2-install can run.
+    mkdir -p "$T/usr/share/grub2/i386-pc"
+    echo "phony boot.img" > "$T/usr/share/grub2/i386-pc/boot.img"
     mkdir -p "$T/usr/lib/systemd/system"
     echo "phony systemd" > "$T/usr/lib/systemd/systemd"
     ln -sf ../usr/lib/systemd/systemd "$T/sbin/init"

@@ -3,7 +3,10 @@
 //! Each recipe's `build.sh` writes a raw disk; it is stored compressed as
 //! qcow2 in the cache (outside the checkout) under a name that carries the
 //! recipe's hash, with the guest's package manifest beside it. A cached
-//! image is reused as long as its recipe is unchanged.
+//! image is reused as long as its recipe is unchanged. A recipe with a
+//! `from` file is derived: its parent is built first and its `build.sh`
+//! starts from the parent's image (`$PARENT`) instead of building a guest
+//! again.
 
 use std::fs;
 use std::path::PathBuf;
@@ -11,7 +14,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use xen2kvm_tests::{cache_dir, image_path, recipes, repo_root};
+use xen2kvm_tests::{cache_dir, image_path, recipe_parent, recipes, repo_root};
 
 use crate::run;
 
@@ -53,6 +56,11 @@ fn build_one(name: &str) -> Result<PathBuf> {
         eprintln!("images: {name}: cached at {}", image.display());
         return Ok(image);
     }
+    // A derived recipe starts from its parent's image (built first).
+    let parent = match recipe_parent(name)? {
+        Some(p) => Some(build_one(&p).with_context(|| format!("{name}: building its parent {p}"))?),
+        None => None,
+    };
     if !crate::deps::is_root() {
         bail!("building image {name} needs root (debootstrap, chroot): run as root");
     }
@@ -64,7 +72,11 @@ fn build_one(name: &str) -> Result<PathBuf> {
     eprintln!("images: {name}: building (recipe changed or never built)");
     let raw = work.join("disk.raw");
     let recipe = repo_root().join("images").join(name);
-    run(Command::new("bash")
+    let mut cmd = Command::new("bash");
+    if let Some(p) = &parent {
+        cmd.env("PARENT", p);
+    }
+    run(cmd
         .arg(recipe.join("build.sh"))
         .env("OUT", &raw)
         .env("WORK", &work)

@@ -4,7 +4,9 @@
 //! - `deps`: install the Debian packages the project needs (idempotent).
 //! - `images [NAME...]`: build the test guest images (cached by recipe hash);
 //!   `images --paths` prints where each one is (or will be) cached.
-//! - `test`: every test tier: lint, unit tests, images, end-to-end tests.
+//! - `tidy`: the architecture invariants (see `tidy.rs`).
+//! - `test`: every test tier: lint, tidy, unit tests, images (built in the
+//!   background meanwhile), end-to-end tests.
 //! - `demo`: the main job on the built-in demo guest: a Xen PV guest that
 //!   does not boot under KVM, converted, then booting.
 //! - `bench convert`: xen2kvm's and virt-v2v's wall time on one conversion.
@@ -16,6 +18,7 @@
 
 mod deps;
 mod images;
+mod tidy;
 
 use std::path::Path;
 use std::process::Command;
@@ -24,7 +27,7 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 
 const USAGE: &str =
-    "usage: cargo xtask <deps | images [NAME...] | images --paths | test | demo | bench convert>";
+    "usage: cargo xtask <deps | images [NAME...] | images --paths | tidy | test | demo | bench convert>";
 
 fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -33,6 +36,7 @@ fn main() -> std::process::ExitCode {
         Some("images") if args.get(1).map(String::as_str) == Some("--paths") => images::paths(),
         Some("images") => images::build(&args[1..]).map(|_| ()),
         Some("test") => test(),
+        Some("tidy") => tidy::check().and_then(|()| tidy::pure_crates("check")),
         Some("demo") => demo(),
         Some("bench") => bench(&args[1..]),
         _ => {
@@ -111,24 +115,46 @@ const TEST_IMAGES: &[&str] = &[
 fn test() -> Result<()> {
     let t = Instant::now();
     step("deps", deps::ensure)?;
-    step("fmt", || {
-        run(cargo().args(["fmt", "--all", "--", "--check"]))
-    })?;
-    step("clippy", || {
-        run(cargo().args([
-            "clippy",
-            "--workspace",
-            "--all-targets",
-            "--",
-            "-D",
-            "warnings",
-        ]))
-    })?;
-    step("tier 1: unit and golden tests", || {
-        run(cargo().args(["test", "--workspace", "--exclude", "xen2kvm-tests"]))
-    })?;
-    let names: Vec<String> = TEST_IMAGES.iter().map(|s| s.to_string()).collect();
-    step("images", || images::build(&names))?;
+    // The images build in a child process while lint and tier 1 run (the
+    // image builds mostly wait on debootstrap and a one-vCPU appliance);
+    // its output goes to a log, shown when it fails.
+    let log_path = std::env::temp_dir().join(format!("xen2kvm-images-{}.log", std::process::id()));
+    let images = spawn_images(&log_path)?;
+    let lint_and_tier1 = (|| {
+        step("fmt", || {
+            run(cargo().args(["fmt", "--all", "--", "--check"]))
+        })?;
+        step("clippy", || {
+            run(cargo().args([
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ]))
+        })?;
+        step("tidy", tidy::check)?;
+        step("tier 1: the pure crates, without libguestfs", || {
+            tidy::pure_crates("test")
+        })?;
+        step("tier 1: the CLI, the appliance half, xtask", || {
+            run(cargo().args([
+                "test",
+                "-p",
+                "xen2kvm",
+                "-p",
+                "xen2kvm-inspector",
+                "-p",
+                "xtask",
+            ]))
+        })
+    })();
+    let built = step("images (built in the background since the start)", || {
+        wait_images(images, &log_path)
+    });
+    lint_and_tier1?;
+    built?;
     step("build xen2kvm", || {
         run(cargo().args(["build", "-p", "xen2kvm"]))
     })?;
@@ -148,6 +174,41 @@ fn test() -> Result<()> {
         },
     )?;
     eprintln!("all test tiers passed in {:.0}s", t.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// Starts `xtask images TEST_IMAGES...` with its output in `log`.
+fn spawn_images(log: &Path) -> Result<std::process::Child> {
+    let exe = std::env::current_exe().context("finding the xtask binary")?;
+    let out = std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
+    let err = out.try_clone()?;
+    let mut cmd = Command::new(exe);
+    cmd.arg("images")
+        .args(TEST_IMAGES)
+        .current_dir(xen2kvm_tests::repo_root())
+        .stdin(std::process::Stdio::null())
+        .stdout(out)
+        .stderr(err);
+    eprintln!("$ {} > {} (in the background)", show(&cmd), log.display());
+    cmd.spawn().context("starting the image build")
+}
+
+/// Waits for the image build; prints its log, whole when it failed, else
+/// only its summary lines.
+fn wait_images(mut child: std::process::Child, log: &Path) -> Result<()> {
+    let status = child.wait().context("waiting for the image build")?;
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    if !status.success() {
+        eprintln!("{text}");
+        bail!(
+            "the image build failed ({status}); its log is above and in {}",
+            log.display()
+        );
+    }
+    for line in text.lines().filter(|l| l.starts_with("images: ")) {
+        eprintln!("{line}");
+    }
+    let _ = std::fs::remove_file(log);
     Ok(())
 }
 

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
-use xen2kvm_editor::{self as editor, Change, Ctx, Plan, Runner, Step, RULES};
+use xen2kvm_editor::{self as editor, Change, Ctx, Plan, Runner, RULES};
 use xen2kvm_inspector::facts::{self, Facts, Verdict};
 use xen2kvm_inspector::{Guest, OpenOptions};
 
@@ -50,7 +50,7 @@ pub(crate) struct Args {
     #[arg(long)]
     list: bool,
     /// Do not run this rule (repeatable; names from --list).
-    #[arg(long, value_name = "RULE")]
+    #[arg(long, value_name = "RULE", value_parser = rule_name)]
     skip: Vec<String>,
     /// Print a JSON document (schema in docs/json.md) instead of text.
     #[arg(long)]
@@ -83,6 +83,24 @@ impl Runner for GuestRunner<'_> {
             .run(&args)
             .map_err(|e| io::Error::other(e.to_string()))
     }
+
+    fn prepare_grub_mkconfig(&self) -> io::Result<()> {
+        self.0
+            .ensure_uuid_links()
+            .map_err(|e| io::Error::other(e.to_string()))
+    }
+}
+
+/// `--skip`'s parser: a rule of the table.
+fn rule_name(s: &str) -> Result<String, String> {
+    if editor::is_rule(s) {
+        Ok(s.to_owned())
+    } else {
+        Err(format!(
+            "unknown rule (xen2kvm convert --list shows them: {})",
+            RULES.iter().map(|r| r.name).collect::<Vec<_>>().join(", ")
+        ))
+    }
 }
 
 /// Partial outputs of copy mode, removed unless the conversion succeeds.
@@ -103,11 +121,6 @@ pub(crate) fn run(args: Args) -> Result<Exit> {
         }
         return Ok(Exit::Ok);
     }
-    for s in &args.skip {
-        if !RULES.iter().any(|r| r.name == s) {
-            bail!("unknown rule '{s}' for --skip (xen2kvm convert --list shows them)");
-        }
-    }
     let mode = match (&args.output, args.in_place, args.dry_run) {
         (Some(out), false, false) => Mode::Copy {
             outputs: output_paths(&args.disks, out, &args.format)?,
@@ -116,7 +129,7 @@ pub(crate) fn run(args: Args) -> Result<Exit> {
         (None, false, true) => Mode::DryRun,
         _ => bail!("say where the result goes: -o OUT (a converted copy), --in-place, or --dry-run (change nothing)"),
     };
-    let input_format = input_format(&args.disks)?;
+    let input_format = crate::image::common_format(&args.disks)?;
     let total = Instant::now();
     let mut times = Times::default();
 
@@ -132,7 +145,7 @@ pub(crate) fn run(args: Args) -> Result<Exit> {
                     &args,
                     &format!("copying {} to {}", src.display(), out.display()),
                 );
-                copy_image(src, &input_format, &partial, &args.format)?;
+                crate::image::copy(src, &input_format, &partial, &args.format)?;
             }
             times.copy = t.elapsed();
             (partials.0.clone(), args.format.clone())
@@ -153,12 +166,12 @@ pub(crate) fn run(args: Args) -> Result<Exit> {
     times.appliance = t.elapsed();
 
     let t = Instant::now();
-    let (f, info) = crate::inspect::read_facts(&guest)?;
+    let f = guest.facts()?;
     let boot_disk = guest.boot_disk()?;
     times.inspect = t.elapsed();
 
-    let mut report = Report::new(&args, &mode, &f, &info.device);
-    if let Verdict::Blocked { reason, remedy } = facts::verdict(&f) {
+    let mut report = Report::new(&args, &mode, &f, &guest.root().device);
+    if let Some(Verdict::Blocked { reason, remedy }) = facts::blocked(&f) {
         guest.close()?;
         report.result = "blocked";
         report.error = Some(format!("{reason}; {remedy}"));
@@ -174,6 +187,16 @@ pub(crate) fn run(args: Args) -> Result<Exit> {
     let plan = editor::plan(&guest, &ctx).context("planning the conversion")?;
     report.set_plan(&plan);
 
+    // A result that could not boot is never written, let alone reported as
+    // converted: the guest needs something first.
+    if let Some(Verdict::Blocked { reason, remedy }) = editor::blocked(&plan) {
+        guest.close()?;
+        report.result = "blocked";
+        report.error = Some(format!("{reason}; {remedy}"));
+        report.finish(&args, &times, total.elapsed());
+        return Ok(Exit::Blocked);
+    }
+
     if matches!(mode, Mode::DryRun) {
         guest.close()?;
         report.result = if plan.is_empty() {
@@ -185,13 +208,6 @@ pub(crate) fn run(args: Args) -> Result<Exit> {
         return Ok(Exit::Ok);
     }
 
-    if plan
-        .steps
-        .iter()
-        .any(|s| matches!(s, Step::GrubMkconfig { .. } | Step::Grub2Default { .. }))
-    {
-        guest.ensure_uuid_links()?;
-    }
     progress(
         &args,
         &format!(
@@ -223,6 +239,24 @@ pub(crate) fn run(args: Args) -> Result<Exit> {
         }
     };
     report.add_applied(&applied, &mut times);
+
+    // The promise, checked in the same appliance: what inspect would report
+    // as a Xen-ism is gone, and converting again would do nothing.
+    let t = Instant::now();
+    let residue = residue(&guest, &ctx).context("inspecting the converted guest")?;
+    times.inspect += t.elapsed();
+    if !residue.is_empty() {
+        let closed = guest.close();
+        report.residue = residue;
+        report.result = "failed";
+        report.error = Some(match (&mode, closed) {
+            (Mode::Copy { .. }, _) => "after the conversion the guest still has Xen settings or work left (listed under \"residue\"); the partial output was deleted, the source was not changed".to_owned(),
+            (_, Err(c)) => format!("after the conversion the guest still has Xen settings or work left (listed under \"residue\"); closing the disk also failed: {c}"),
+            _ => "after the conversion the guest still has Xen settings or work left (listed under \"residue\"); in place: the steps listed under \"done\" were written to the disk".to_owned(),
+        });
+        report.finish(&args, &times, total.elapsed());
+        return Ok(Exit::Failed);
+    }
     guest.close()?;
     if let Mode::Copy { outputs } = &mode {
         for (partial, out) in partials.0.iter().zip(outputs) {
@@ -239,6 +273,39 @@ pub(crate) fn run(args: Args) -> Result<Exit> {
     };
     report.finish(&args, &times, total.elapsed());
     Ok(Exit::Ok)
+}
+
+/// What is left after a conversion, read from the converted guest: every
+/// Xen-ism `inspect` would report, and everything a second conversion would
+/// still do. Empty when the conversion is complete.
+fn residue(guest: &Guest, ctx: &Ctx<'_>) -> Result<Vec<String>> {
+    let after = guest.facts()?;
+    let mut left: Vec<String> = after
+        .xenisms
+        .iter()
+        .map(|x| {
+            let at = if x.line > 0 {
+                format!("{}:{}", x.file, x.line)
+            } else {
+                x.file.to_string()
+            };
+            format!("xen-ism [{}] {at}: {}", x.kind.as_str(), x.text.trim())
+        })
+        .collect();
+    let again = editor::plan(
+        guest,
+        &Ctx {
+            facts: &after,
+            boot_disk: ctx.boot_disk.clone(),
+            skip: ctx.skip,
+        },
+    )?;
+    left.extend(
+        editor::needs(&again)
+            .into_iter()
+            .map(|n| format!("still to do: {n}")),
+    );
+    Ok(left)
 }
 
 fn progress(args: &Args, msg: &str) {
@@ -290,42 +357,6 @@ fn partial_path(out: &Path) -> PathBuf {
     let mut name = out.file_name().unwrap_or_default().to_owned();
     name.push(".partial");
     out.with_file_name(name)
-}
-
-/// The disks' format (they must agree; the appliance takes one).
-fn input_format(disks: &[PathBuf]) -> Result<String> {
-    let mut found: Option<&'static str> = None;
-    for d in disks {
-        let meta = std::fs::metadata(d).with_context(|| format!("{}", d.display()))?;
-        anyhow::ensure!(!meta.is_dir(), "{}: not a disk image file", d.display());
-        let fmt = xen2kvm_bootcheck::qemu::detect_format(d)?;
-        match found {
-            Some(f) if f != fmt => bail!(
-                "the disks have different formats ({f} and {fmt} for {}); convert them to one format first",
-                d.display()
-            ),
-            _ => found = Some(fmt),
-        }
-    }
-    Ok(found.unwrap_or("raw").to_owned())
-}
-
-fn copy_image(src: &Path, src_format: &str, dst: &Path, format: &str) -> Result<()> {
-    let out = std::process::Command::new("qemu-img")
-        .args(["convert", "-f", src_format, "-O", format])
-        .arg(src)
-        .arg(dst)
-        .output()
-        .context("running qemu-img (install qemu-utils)")?;
-    if !out.status.success() {
-        bail!(
-            "qemu-img convert {} -> {}: {}",
-            src.display(),
-            dst.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(())
 }
 
 #[derive(Debug, Default)]
@@ -397,6 +428,7 @@ struct Report {
     steps: Vec<JsonStep>,
     warnings: Vec<JsonChange>,
     done: Vec<String>,
+    residue: Vec<String>,
     seconds: Option<Seconds>,
 }
 
@@ -418,6 +450,7 @@ impl Report {
             steps: Vec::new(),
             warnings: Vec::new(),
             done: Vec::new(),
+            residue: Vec::new(),
             seconds: None,
         }
     }
@@ -442,8 +475,8 @@ impl Report {
             .steps
             .iter()
             .map(|s| JsonStep {
-                rule: s.rule(),
-                command: s.describe(),
+                rule: s.rule,
+                command: s.step.describe(),
             })
             .collect();
         self.warnings = plan.warnings.iter().map(JsonChange::from).collect();
@@ -512,6 +545,12 @@ impl Report {
         }
         for w in &self.warnings {
             println!("warning: [{}] {}: {}", w.rule, w.target, w.what);
+        }
+        if !self.residue.is_empty() {
+            println!("residue (after the conversion):");
+            for r in &self.residue {
+                println!("  {r}");
+            }
         }
         if let Some(s) = &self.seconds {
             println!(

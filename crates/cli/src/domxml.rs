@@ -95,11 +95,9 @@ fn host_emulator() -> String {
     "/usr/bin/qemu-system-x86_64".to_owned()
 }
 
-/// The format of an image from its magic, when it is readable here.
+/// The format of an image (QEMU's probe), when it is readable here.
 fn probe_format(path: &str) -> Option<String> {
-    xen2kvm_bootcheck::qemu::detect_format(Path::new(path))
-        .ok()
-        .map(str::to_owned)
+    crate::image::info(Path::new(path)).ok().map(|i| i.format)
 }
 
 fn read_input(path: &Path) -> Result<String> {

@@ -1,13 +1,13 @@
 //! `xen2kvm inspect`: read-only inspection of a stopped Xen guest, with a
 //! readiness verdict. Exit 0 ready or needs, 3 blocked, 1 error.
 
-use std::os::unix::fs::FileTypeExt;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use serde::Serialize;
+use xen2kvm_editor::{self as editor, Ctx};
 use xen2kvm_inspector::facts::{self, Avail, Facts, Verdict};
-use xen2kvm_inspector::{Guest, OpenOptions, RootInfo};
+use xen2kvm_inspector::{Guest, OpenOptions};
 
 use crate::Exit;
 
@@ -27,45 +27,29 @@ pub(crate) struct Args {
     json: bool,
 }
 
-/// The facts of an opened guest, with its boot code, and what inspection
-/// said of its root (which also fills in an OS the files did not name).
-pub(crate) fn read_facts(guest: &Guest) -> Result<(Facts, RootInfo)> {
-    let mut f = facts::read(guest).context("reading the guest's files")?;
-    f.bootloader.boot_code = Some(guest.boot_code()?);
-    let info = guest.root().clone();
-    if f.os.distro.is_empty() {
-        f.os.distro = info.distro.clone();
-        f.os.product = info.product_name.clone();
-        f.os.version = format!("{}.{}", info.version.0, info.version.1);
-    }
-    Ok((f, info))
-}
-
 pub(crate) fn run(args: Args) -> Result<Exit> {
     let format = match &args.format {
-        Some(f) => Some(f.clone()),
-        None => {
-            let first = &args.disks[0];
-            let meta = std::fs::metadata(first).with_context(|| format!("{}", first.display()))?;
-            anyhow::ensure!(
-                meta.is_file() || meta.file_type().is_block_device(),
-                "{}: not a disk image file",
-                first.display()
-            );
-            Some(xen2kvm_bootcheck::qemu::detect_format(first)?.to_owned())
-        }
+        Some(f) => f.clone(),
+        None => crate::image::info(&args.disks[0])?.format,
     };
     let guest = Guest::open(
         &args.disks,
         &OpenOptions {
             readonly: true,
-            format,
+            format: Some(format),
             root: args.root.clone(),
         },
     )?;
-    let (f, info) = read_facts(&guest)?;
+    let f = guest.facts()?;
+    let info = guest.root().clone();
+    // The verdict is the conversion's own plan, on the read-only guest.
+    let ctx = Ctx {
+        facts: &f,
+        boot_disk: Some(guest.boot_disk()?),
+        skip: &[],
+    };
+    let verdict = editor::verdict(&guest, &ctx).context("planning the conversion")?;
     guest.close()?;
-    let verdict = facts::verdict(&f);
     if args.json {
         println!(
             "{}",
@@ -97,7 +81,10 @@ fn avail(a: &Avail) -> String {
 fn print_human(root: &str, arch: &str, f: &Facts, v: &Verdict) {
     println!(
         "guest: {} {} ({}), root {root}, {arch}, init {}",
-        f.os.distro, f.os.version, f.os.product, f.init
+        f.os.distro,
+        f.os.version,
+        f.os.product,
+        f.init.as_str()
     );
     println!("kernels:");
     for k in &f.kernels {
@@ -135,7 +122,7 @@ fn print_human(root: &str, arch: &str, f: &Facts, v: &Verdict) {
     let b = &f.bootloader;
     println!(
         "bootloader: {}{}; boot code on disk: {}",
-        b.kind,
+        b.kind.as_str(),
         b.config
             .as_ref()
             .map(|c| format!(" ({c})"))
@@ -149,7 +136,7 @@ fn print_human(root: &str, arch: &str, f: &Facts, v: &Verdict) {
     if let Some(e) = &b.default_entry {
         println!("  default entry: {:?}: {} {}", e.title, e.kernel, e.cmdline);
     }
-    println!("initrd tool: {}", f.initrd_tool);
+    println!("initrd tool: {}", f.initrd_tool.as_str());
     println!("xen-isms ({}):", f.xenisms.len());
     for x in &f.xenisms {
         let at = if x.line > 0 {
@@ -157,7 +144,7 @@ fn print_human(root: &str, arch: &str, f: &Facts, v: &Verdict) {
         } else {
             x.file.to_string()
         };
-        println!("  [{}] {at}: {}", x.kind, x.text.trim());
+        println!("  [{}] {at}: {}", x.kind.as_str(), x.text.trim());
     }
     match v {
         Verdict::Ready => println!("verdict: ready (boots under KVM as it is)"),
@@ -256,7 +243,7 @@ impl JsonInspect {
                 version: f.os.version.clone(),
                 product: f.os.product.clone(),
                 arch: arch.to_owned(),
-                init: f.init,
+                init: f.init.as_str(),
             },
             kernels: f
                 .kernels
@@ -273,7 +260,7 @@ impl JsonInspect {
                 .collect(),
             chosen_kernel: facts::chosen_kernel(f).map(|k| k.version.clone()),
             bootloader: JsonBootloader {
-                kind: f.bootloader.kind,
+                kind: f.bootloader.kind.as_str(),
                 config: f.bootloader.config.as_ref().map(ToString::to_string),
                 default_entry: f.bootloader.default_entry.as_ref().map(|e| JsonEntry {
                     title: e.title.clone(),
@@ -283,12 +270,12 @@ impl JsonInspect {
                 }),
                 boot_code: f.bootloader.boot_code,
             },
-            initrd_tool: f.initrd_tool,
+            initrd_tool: f.initrd_tool.as_str(),
             xenisms: f
                 .xenisms
                 .iter()
                 .map(|x| JsonXenism {
-                    kind: x.kind,
+                    kind: x.kind.as_str(),
                     file: x.file.to_string(),
                     line: x.line,
                     text: x.text.clone(),

@@ -10,6 +10,7 @@
 mod bootcheck;
 mod convert;
 mod domxml;
+mod image;
 mod inspect;
 
 use std::process::ExitCode;

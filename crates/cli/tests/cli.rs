@@ -195,10 +195,13 @@ fn convert_refuses_bad_requests_before_touching_anything() {
         err.contains("-o OUT") && err.contains("--in-place"),
         "{err}"
     );
-    // An unknown rule.
+    // An unknown rule is a usage error, before anything is opened.
     let (code, _, err) = xen2kvm(&["convert", d, "--dry-run", "--skip", "nope"]);
-    assert_eq!(code, 1);
-    assert!(err.contains("unknown rule 'nope'"), "{err}");
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("'nope'") && err.contains("unknown rule") && err.contains("grub-install"),
+        "{err}"
+    );
     // An output that exists is never overwritten.
     let (code, _, err) = xen2kvm(&["convert", d, "-o", d]);
     assert_eq!(code, 1);

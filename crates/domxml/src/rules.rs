@@ -1,4 +1,7 @@
-//! The conversion rules, applied in [`RULES`] order to a parsed domain.
+//! The conversion rules. [`RULES`] names them for `--list`; they run on the
+//! domain first (domain-type, name, bootloader, os-type with boot-dev and
+//! direct-boot, then xen-only's domain-level part), then on its devices in
+//! the table's order, xen-only's device part last.
 
 use std::collections::BTreeSet;
 

@@ -15,13 +15,7 @@ use crate::Edit;
 /// The serial console a converted guest gets.
 pub const SERIAL: &str = "console=ttyS0,115200";
 
-/// Whether a kernel argument selects a Xen console.
-fn is_xen_console(arg: &str) -> bool {
-    arg.starts_with("xencons=")
-        || arg
-            .strip_prefix("console=")
-            .is_some_and(|c| c.starts_with("xvc") || c.starts_with("hvc"))
-}
+use xen2kvm_inspector::xen::{self, is_console_arg as is_xen_console};
 
 fn is_serial(arg: &str) -> bool {
     arg == "console=ttyS0" || arg.starts_with("console=ttyS0,")
@@ -231,7 +225,7 @@ fn grub_terminal(text: &mut String, changes: &mut Vec<String>) {
 /// `GRUB_CMDLINE_LINUX`, `…_DEFAULT`, `…_RECOVERY`: the Linux command lines
 /// (not the `…XEN…` ones, which are the hypervisor's, for a dom0).
 fn is_linux_cmdline(key: &str) -> bool {
-    key.starts_with("GRUB_CMDLINE_LINUX") && !key.contains("XEN")
+    xen::is_guest_cmdline_key(key)
 }
 
 /// GRUB legacy `menu.lst`/`grub.conf`: every `kernel` line except a Xen
@@ -251,7 +245,7 @@ pub fn legacy_menu(text: &str) -> Edit {
         let sep = &body[key.len()..body.len() - rest.len()];
         let rest = rest.trim_start();
         let (image, args) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
-        if image.contains("xen.gz") || image.contains("xen-") && image.ends_with(".gz") {
+        if xen::is_hypervisor_image(image) {
             return None;
         }
         let mut changes = Vec::new();
@@ -277,7 +271,7 @@ pub fn sysconfig_bootloader(text: &str) -> Edit {
             return None;
         }
         let a = Assign::parse(line)?;
-        if !a.key.ends_with("_APPEND") || a.key == "XEN_APPEND" {
+        if !xen::is_guest_append_key(a.key) {
             return None;
         }
         let mode = if a.key == "DEFAULT_APPEND" {

@@ -1,17 +1,12 @@
 //! Login consoles: Xen's `xvc0`/`hvc0` become the serial port `ttyS0` in
-//! `/etc/securetty` and in `/etc/inittab` getty lines; systemd getty links
-//! for Xen consoles are listed for removal.
+//! `/etc/securetty` and in `/etc/inittab` getty lines. (systemd getty links
+//! for Xen consoles are found by `facts::getty_links` and removed by the
+//! `consoles` rule.)
 
 use crate::text::{edit_lines, filter_lines, is_comment};
 use crate::Edit;
 
-fn is_xen_tty(name: &str) -> bool {
-    let name = name.strip_prefix("/dev/").unwrap_or(name);
-    ["xvc", "hvc"].iter().any(|p| {
-        name.strip_prefix(p)
-            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
-    })
-}
+use xen2kvm_inspector::xen::is_console_tty as is_xen_tty;
 
 /// `/etc/securetty`: the first Xen console becomes `ttyS0` (unless it is
 /// already listed), the others are dropped; everything else is kept.
@@ -86,18 +81,6 @@ pub fn inittab(text: &str) -> Edit {
     edit
 }
 
-/// Whether a unit name in `getty.target.wants` is a getty on a Xen console
-/// (`getty@hvc0.service`, `serial-getty@xvc0.service`, …).
-pub fn is_xen_getty(unit: &str) -> bool {
-    let Some(stem) = unit.strip_suffix(".service") else {
-        return false;
-    };
-    let Some((kind, tty)) = stem.split_once('@') else {
-        return false;
-    };
-    matches!(kind, "getty" | "serial-getty" | "console-getty") && is_xen_tty(tty)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -134,14 +117,5 @@ mod tests {
             "S0:12345:respawn:/sbin/agetty -L 115200 ttyS0 vt102\n#h0:2345:respawn:/sbin/getty 38400 hvc0\n",
             &["line 2: getty on hvc0 commented out (ttyS0 has one)"],
         );
-    }
-
-    #[test]
-    fn getty_units() {
-        assert!(is_xen_getty("getty@hvc0.service"));
-        assert!(is_xen_getty("serial-getty@xvc0.service"));
-        assert!(!is_xen_getty("getty@tty1.service"));
-        assert!(!is_xen_getty("serial-getty@ttyS0.service"));
-        assert!(!is_xen_getty("getty@hvc.service"));
     }
 }

@@ -89,15 +89,10 @@ pub fn remap_in(text: &str) -> (String, Vec<(String, String)>, Vec<String>) {
     (out, pairs, unknown)
 }
 
-fn find_xen_path(s: &str) -> Option<usize> {
-    [s.find("/dev/xvd"), s.find("/dev/disk/by-path/xen-vbd-")]
-        .into_iter()
-        .flatten()
-        .min()
-}
+use xen2kvm_inspector::xen::{find_block_path as find_xen_path, is_lvm_device_key};
 
 /// Files whose non-comment lines name devices: `/etc/fstab`, `/etc/crypttab`,
-/// GRUB's `device.map`, mdadm's `DEVICE` lines.
+/// GRUB's `device.map`, SUSE's `grub_installdevice`.
 pub fn remap_file(text: &str) -> Edit {
     let mut edit = Edit::default();
     let new = edit_lines(text, |n, line| {
@@ -122,6 +117,35 @@ pub fn remap_file(text: &str) -> Edit {
     edit
 }
 
+/// `mdadm.conf`: `DEVICE` lines may hold globs (`/dev/xvd*`), which become
+/// `/dev/vd*`; device names elsewhere (`devices=/dev/xvda1,…`) are remapped
+/// as in [`remap_file`].
+pub fn remap_mdadm_conf(text: &str) -> Edit {
+    let mut edit = Edit::default();
+    let new = edit_lines(text, |n, line| {
+        if is_comment(line) {
+            return None;
+        }
+        if line.trim_start().starts_with("DEVICE") && line.contains("/dev/xvd") {
+            edit.changes
+                .push(format!("line {n}: DEVICE names xvd devices; now vd"));
+            return Some(line.replace("/dev/xvd", "/dev/vd"));
+        }
+        let (new, pairs, unknown) = remap_in(line);
+        for u in unknown {
+            edit.warnings.push(format!(
+                "line {n}: left {u} as it is (not a Xen disk name xen2kvm knows)"
+            ));
+        }
+        for (old, to) in &pairs {
+            edit.changes.push(format!("line {n}: {old} -> {to}"));
+        }
+        (!pairs.is_empty()).then_some(new)
+    });
+    edit.text = new;
+    edit
+}
+
 /// `lvm.conf`: `filter`, `global_filter` and `types` settings that accept or
 /// reject `xvd` devices are made to say `vd` (a filter that accepts only
 /// `/dev/xvd.*` hides every disk on KVM).
@@ -136,10 +160,7 @@ pub fn remap_lvm_conf(text: &str) -> Edit {
             .split(['=', ' ', '\t'])
             .next()
             .unwrap_or("");
-        if !matches!(
-            key,
-            "filter" | "global_filter" | "types" | "preferred_names"
-        ) {
+        if !is_lvm_device_key(key) {
             return None;
         }
         if !line.contains("xvd") {
@@ -228,6 +249,20 @@ mod tests {
             "(fd0)\t/dev/fd0\r\n(hd0)\t/dev/xvda\r\n",
             "(fd0)\t/dev/fd0\r\n(hd0)\t/dev/vda\r\n",
             &["line 2: /dev/xvda -> /dev/vda"],
+        );
+    }
+
+    #[test]
+    fn mdadm_conf() {
+        check(
+            remap_mdadm_conf,
+            "DEVICE /dev/xvd*\nARRAY /dev/md0 devices=/dev/xvda1,/dev/xvdb1\n",
+            "DEVICE /dev/vd*\nARRAY /dev/md0 devices=/dev/vda1,/dev/vdb1\n",
+            &[
+                "line 1: DEVICE names xvd devices; now vd",
+                "line 2: /dev/xvda1 -> /dev/vda1",
+                "line 2: /dev/xvdb1 -> /dev/vdb1",
+            ],
         );
     }
 

@@ -2,7 +2,7 @@
 //! each initrd tool reads them from (SUSE `/etc/sysconfig/kernel`, dracut
 //! `dracut.conf.d`, initramfs-tools `modules`, RHEL 5/6 modprobe aliases).
 
-use xen2kvm_inspector::facts::XEN_DRIVERS;
+use xen2kvm_inspector::xen;
 
 use crate::text::{append_line, edit_lines, filter_lines, is_comment, Assign};
 use crate::Edit;
@@ -26,7 +26,7 @@ pub fn dracut_conf() -> String {
 }
 
 fn is_xen_driver(name: &str) -> bool {
-    XEN_DRIVERS.contains(&name)
+    xen::is_driver(name)
 }
 
 /// SUSE `/etc/sysconfig/kernel`: Xen drivers out of `INITRD_MODULES` and

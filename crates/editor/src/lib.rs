@@ -1,6 +1,11 @@
 //! The conversion of a Xen guest's files, as data: pure rewrite rules, a
 //! [`Plan`] computed from a guest read through `&dyn GuestFs`, and the
-//! [`apply`](plan::apply) that writes it and runs the guest's own tools.
+//! [`apply`] that writes it and runs the guest's own tools.
+//!
+//! Modules, imports going one way: `rules` (the table, and [`plan`]) →
+//! `planner` (what a rule may do) → `model` (the plan as data) ← `apply`.
+//! The pure rules (`devices`, `cmdline`, `initrd_conf`, `consoles`,
+//! `default_kernel`, on `text` helpers) know none of them.
 //!
 //! Every rule is a pure function (text in → text out, with the list of
 //! changes and warnings) tested with golden before/after pairs and an
@@ -12,17 +17,25 @@
 //! written through [`GuestFs`](xen2kvm_vfs::GuestFs), guest commands run
 //! through [`Runner`](plan::Runner), both supplied by the caller.
 
+mod apply;
 pub mod cmdline;
 pub mod consoles;
 pub mod default_kernel;
 pub mod devices;
 pub mod initrd_conf;
-pub mod plan;
+mod model;
+mod planner;
 mod rules;
 mod text;
+mod verdict;
 
-pub use plan::{apply, plan, Applied, ApplyError, Change, Ctx, FileEdit, Plan, Runner, Step};
-pub use rules::{Rule, RULES};
+pub use apply::{apply, Applied, ApplyError, Runner};
+pub use model::{
+    shell_words, Blocker, Change, FileEdit, Grub2DefaultMethod, Plan, PlannedStep, Step,
+};
+pub use planner::Ctx;
+pub use rules::{is_rule, plan, Rule, RULES};
+pub use verdict::{blocked, needs, verdict};
 
 /// What a pure rule made of one text.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -1,14 +1,24 @@
-//! [`RULES`]: the one table of what `convert` does, in order. File rules
-//! come first; the steps (commands in the guest) after them, because they
-//! read what the file rules wrote.
+//! [`RULES`]: the one table of what `convert` does, in order, and
+//! [`plan`], which runs it. File rules come first; the steps (commands in
+//! the guest) after them, because they read what the file rules wrote.
+//! Rules find files through [`xen2kvm_inspector::xen`], the model `inspect`
+//! scans with, and speak only through the [`Planner`].
 
 use std::io;
 
+use xen2kvm_inspector::facts::{self, path, BootloaderKind, InitrdTool};
+use xen2kvm_inspector::xen::{self, XenismKind};
 use xen2kvm_vfs::{GuestFs, GuestPath};
 
+use crate::apply::grubenv_of;
 use crate::initrd_conf::{self, DRACUT_CONF};
-use crate::plan::{initrd_drivers, Ctx, Planner, Step};
+use crate::model::{Grub2DefaultMethod, Plan, Step};
+use crate::planner::{initrd_drivers, Ctx, Planner};
 use crate::{cmdline, consoles, default_kernel, devices};
+
+/// The rules whose file changes call for a new initrd.
+const INITRD_DRIVERS: &str = "initrd-drivers";
+const BLOCK_DEVICES: &str = "block-devices";
 
 /// One conversion rule.
 pub struct Rule {
@@ -22,12 +32,12 @@ pub struct Rule {
 /// Every rule, in the order they run.
 pub static RULES: &[Rule] = &[
     Rule {
-        name: "initrd-drivers",
+        name: INITRD_DRIVERS,
         summary: "Xen drivers out of, virtio drivers into the initrd configuration (sysconfig/kernel, dracut.conf.d, initramfs-tools, modprobe aliases)",
         plan: initrd_drivers_rule,
     },
     Rule {
-        name: "block-devices",
+        name: BLOCK_DEVICES,
         summary: "/dev/xvdX[N] and by-path xen-vbd names -> /dev/vdX[N] in fstab, crypttab, device.map, lvm.conf, mdadm.conf",
         plan: block_devices,
     },
@@ -38,7 +48,7 @@ pub static RULES: &[Rule] = &[
     },
     Rule {
         name: "consoles",
-        summary: "xvc0/hvc0 -> ttyS0 in securetty and inittab; getty links for Xen consoles removed",
+        summary: "xvc0/hvc0 -> ttyS0 in securetty and inittab; getty links for Xen consoles removed (getty.target.wants, multi-user.target.wants)",
         plan: consoles_rule,
     },
     Rule {
@@ -63,14 +73,38 @@ pub static RULES: &[Rule] = &[
     },
 ];
 
-fn p(s: &str) -> GuestPath {
-    GuestPath::new(s).unwrap_or_else(|_| GuestPath::root())
+/// Whether `name` is a rule of [`RULES`].
+pub fn is_rule(name: &str) -> bool {
+    RULES.iter().any(|r| r.name == name)
+}
+
+/// Plans the conversion of the guest `fs` (only reads). A name in
+/// `ctx.skip` that is no rule is an error.
+pub fn plan(fs: &dyn GuestFs, ctx: &Ctx<'_>) -> io::Result<Plan> {
+    if let Some(s) = ctx.skip.iter().find(|s| !is_rule(s)) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("unknown rule '{s}' (convert --list shows them)"),
+        ));
+    }
+    let mut p = Planner::new(fs, ctx.kernel().map(|k| k.version.clone()));
+    for rule in RULES {
+        if ctx.skip.iter().any(|s| s == rule.name) {
+            continue;
+        }
+        p.as_rule(rule.name, |p| (rule.plan)(ctx, p))?;
+    }
+    Ok(p.finish())
+}
+
+fn lit(s: &'static str) -> GuestPath {
+    GuestPath::lit(s)
 }
 
 /// The first of `candidates` that exists in the guest.
 fn find_tool(fs: &dyn GuestFs, candidates: &[&str]) -> io::Result<Option<String>> {
     for c in candidates {
-        if fs.exists(&p(c))? {
+        if fs.exists(&path(c)?)? {
             return Ok(Some((*c).to_owned()));
         }
     }
@@ -80,10 +114,10 @@ fn find_tool(fs: &dyn GuestFs, candidates: &[&str]) -> io::Result<Option<String>
 /// `*.conf` files of a directory (sorted), skipping `except`.
 fn conf_files(fs: &dyn GuestFs, dir: &str, except: &str) -> io::Result<Vec<GuestPath>> {
     let mut out = Vec::new();
-    for name in fs.list(&p(dir))?.unwrap_or_default() {
-        let path = p(&format!("{dir}/{name}"));
-        if name.ends_with(".conf") && path.as_str() != except {
-            out.push(path);
+    for name in fs.list(&path(dir)?)?.unwrap_or_default() {
+        let file = path(&format!("{dir}/{name}"))?;
+        if name.ends_with(".conf") && file.as_str() != except {
+            out.push(file);
         }
     }
     Ok(out)
@@ -95,28 +129,23 @@ fn is_suse(ctx: &Ctx<'_>) -> bool {
 }
 
 fn initrd_drivers_rule(ctx: &Ctx<'_>, p_: &mut Planner<'_>) -> io::Result<()> {
-    const R: &str = "initrd-drivers";
-    p_.edit(
-        R,
-        &p("/etc/sysconfig/kernel"),
-        initrd_conf::sysconfig_kernel,
-    )?;
+    p_.edit(&lit(xen::SYSCONFIG_KERNEL), initrd_conf::sysconfig_kernel)?;
     match ctx.facts.initrd_tool {
-        "dracut" => dracut_drivers(p_)?,
-        "update-initramfs" => {
-            let path = p("/etc/initramfs-tools/modules");
-            if p_.fs.exists(&path)? {
-                p_.edit(R, &path, initrd_conf::initramfs_modules)?;
+        InitrdTool::Dracut => dracut_drivers(p_)?,
+        InitrdTool::UpdateInitramfs => {
+            let file = lit(xen::INITRAMFS_MODULES);
+            if p_.fs.exists(&file)? {
+                p_.edit(&file, initrd_conf::initramfs_modules)?;
             } else {
                 let e = initrd_conf::initramfs_modules("");
-                p_.create(R, &path, e.text, &e.changes.join(", "))?;
+                p_.create(&file, e.text, &e.changes.join(", "))?;
             }
         }
         _ => {}
     }
-    p_.edit(R, &p("/etc/modprobe.conf"), initrd_conf::modprobe_aliases)?;
-    for f in conf_files(p_.fs, "/etc/modprobe.d", "")? {
-        p_.edit(R, &f, initrd_conf::modprobe_aliases)?;
+    p_.edit(&lit(xen::MODPROBE_CONF), initrd_conf::modprobe_aliases)?;
+    for f in conf_files(p_.fs, xen::MODPROBE_D, "")? {
+        p_.edit(&f, initrd_conf::modprobe_aliases)?;
     }
     Ok(())
 }
@@ -124,29 +153,24 @@ fn initrd_drivers_rule(ctx: &Ctx<'_>, p_: &mut Planner<'_>) -> io::Result<()> {
 /// dracut: Xen drivers out of its config files, ours added (in
 /// `dracut.conf.d`, else at the end of `dracut.conf`).
 fn dracut_drivers(p_: &mut Planner<'_>) -> io::Result<()> {
-    const R: &str = "initrd-drivers";
-    p_.edit(R, &p("/etc/dracut.conf"), initrd_conf::dracut_file)?;
-    for f in conf_files(p_.fs, "/etc/dracut.conf.d", DRACUT_CONF)? {
-        p_.edit(R, &f, initrd_conf::dracut_file)?;
+    p_.edit(&lit(xen::DRACUT_CONF), initrd_conf::dracut_file)?;
+    for f in conf_files(p_.fs, xen::DRACUT_CONF_D, DRACUT_CONF)? {
+        p_.edit(&f, initrd_conf::dracut_file)?;
     }
     let what = "added virtio drivers to dracut's add_drivers";
-    if p_.fs.exists(&p("/etc/dracut.conf.d"))? {
-        return p_.create(R, &p(DRACUT_CONF), initrd_conf::dracut_conf(), what);
+    if p_.fs.exists(&lit(xen::DRACUT_CONF_D))? {
+        return p_.create(&lit(DRACUT_CONF), initrd_conf::dracut_conf(), what);
     }
     // No conf.d directory (GuestFs makes no directories): the same lines at
     // the end of /etc/dracut.conf.
-    let conf = p("/etc/dracut.conf");
-    let current = match p_.plan.files.iter().find(|f| f.path == conf) {
-        Some(f) => Some(f.after.clone()),
-        None => p_.fs.read_text(&conf)?,
-    };
-    let Some(text) = current else {
-        return p_.create(R, &conf, initrd_conf::dracut_conf(), what);
+    let conf = lit(xen::DRACUT_CONF);
+    let Some(text) = p_.current(&conf)? else {
+        return p_.create(&conf, initrd_conf::dracut_conf(), what);
     };
     if text.contains(initrd_conf::dracut_conf().trim_end()) {
         return Ok(());
     }
-    p_.edit(R, &conf, |t| {
+    p_.edit(&conf, |t| {
         let mut new = t.to_owned();
         if !new.is_empty() && !new.ends_with('\n') {
             new.push('\n');
@@ -161,76 +185,35 @@ fn dracut_drivers(p_: &mut Planner<'_>) -> io::Result<()> {
 }
 
 fn block_devices(_ctx: &Ctx<'_>, p_: &mut Planner<'_>) -> io::Result<()> {
-    const R: &str = "block-devices";
-    for f in [
-        "/etc/fstab",
-        "/etc/crypttab",
-        "/boot/grub/device.map",
-        "/boot/grub2/device.map",
-        "/boot/grub2-efi/device.map",
-        "/etc/default/grub_installdevice",
-        "/etc/mdadm.conf",
-        "/etc/mdadm/mdadm.conf",
-    ] {
-        p_.edit(R, &p(f), devices::remap_file)?;
+    for f in xen::DEVICE_FILES {
+        p_.edit(&lit(f), devices::remap_file)?;
     }
-    p_.edit(R, &p("/etc/lvm/lvm.conf"), devices::remap_lvm_conf)?;
+    for f in xen::MDADM_FILES {
+        p_.edit(&lit(f), devices::remap_mdadm_conf)?;
+    }
+    p_.edit(&lit(xen::LVM_CONF), devices::remap_lvm_conf)?;
     Ok(())
 }
 
-/// The GRUB legacy menus to edit: each existing file that is not a symlink
-/// (RHEL's `menu.lst -> grub.conf` is edited once, through its target).
-fn legacy_menus(fs: &dyn GuestFs) -> io::Result<Vec<GuestPath>> {
-    let mut out = Vec::new();
-    for f in [
-        "/boot/grub/menu.lst",
-        "/boot/grub/grub.conf",
-        "/grub/menu.lst",
-        "/grub/grub.conf",
-    ] {
-        let path = p(f);
-        if fs.read_link(&path)?.is_none() && fs.exists(&path)? {
-            out.push(path);
-        }
-    }
-    Ok(out)
-}
-
 fn kernel_cmdline(_ctx: &Ctx<'_>, p_: &mut Planner<'_>) -> io::Result<()> {
-    const R: &str = "kernel-cmdline";
-    p_.edit(R, &p("/etc/default/grub"), cmdline::default_grub)?;
-    for m in legacy_menus(p_.fs)? {
-        p_.edit(R, &m, cmdline::legacy_menu)?;
+    p_.edit(&lit(xen::DEFAULT_GRUB), cmdline::default_grub)?;
+    for m in facts::legacy_menus(p_.fs)? {
+        p_.edit(&m, cmdline::legacy_menu)?;
     }
     p_.edit(
-        R,
-        &p("/etc/sysconfig/bootloader"),
+        &lit(xen::SYSCONFIG_BOOTLOADER),
         cmdline::sysconfig_bootloader,
     )?;
     Ok(())
 }
 
 fn consoles_rule(_ctx: &Ctx<'_>, p_: &mut Planner<'_>) -> io::Result<()> {
-    const R: &str = "consoles";
-    p_.edit(R, &p("/etc/securetty"), consoles::securetty)?;
-    p_.edit(R, &p("/etc/inittab"), consoles::inittab)?;
-    let dir = "/etc/systemd/system/getty.target.wants";
-    for name in p_.fs.list(&p(dir))?.unwrap_or_default() {
-        if !consoles::is_xen_getty(&name) {
-            continue;
-        }
-        let link = p(&format!("{dir}/{name}"));
-        match p_.fs.read_link(&link)? {
-            Some(target) => {
-                p_.plan.changes.push(crate::Change {
-                    rule: R,
-                    target: link.to_string(),
-                    what: format!("removed (a getty on a Xen console; -> {target})"),
-                });
-                p_.plan.remove_links.push((link, target));
-            }
+    p_.edit(&lit(xen::SECURETTY), consoles::securetty)?;
+    p_.edit(&lit(xen::INITTAB), consoles::inittab)?;
+    for (link, target) in facts::getty_links(p_.fs)? {
+        match target {
+            Some(target) => p_.remove_link(link, target, "a getty on a Xen console"),
             None => p_.warn(
-                R,
                 link.as_str(),
                 "a getty unit for a Xen console that is not a symlink; left as it is".to_owned(),
             ),
@@ -240,32 +223,33 @@ fn consoles_rule(_ctx: &Ctx<'_>, p_: &mut Planner<'_>) -> io::Result<()> {
 }
 
 /// The initrd file a tool writes for `version` when the kernel has none yet.
-fn default_initrd(ctx: &Ctx<'_>, version: &str) -> GuestPath {
+fn default_initrd(ctx: &Ctx<'_>, version: &str) -> io::Result<GuestPath> {
     let name = match (ctx.facts.initrd_tool, ctx.facts.os.distro.as_str()) {
-        ("update-initramfs", _) | (_, "debian" | "ubuntu") => format!("/boot/initrd.img-{version}"),
+        (InitrdTool::UpdateInitramfs, _) | (_, "debian" | "ubuntu") => {
+            format!("/boot/initrd.img-{version}")
+        }
         _ if is_suse(ctx) => format!("/boot/initrd-{version}"),
         _ => format!("/boot/initramfs-{version}.img"),
     };
-    p(&name)
+    path(&name)
 }
 
 fn rebuild_initrd(ctx: &Ctx<'_>, p_: &mut Planner<'_>) -> io::Result<()> {
-    const R: &str = "rebuild-initrd";
     let Some(k) = ctx.kernel() else {
         return Ok(());
     };
-    let config_changed = p_.changed_by(&["initrd-drivers", "block-devices"]);
+    let config_changed = p_.changed_by(&[INITRD_DRIVERS, BLOCK_DEVICES]);
     if k.initrd_virtio_blk == Some(true) && !config_changed {
         return Ok(());
     }
-    let initrd = k
-        .initrd
-        .clone()
-        .unwrap_or_else(|| default_initrd(ctx, &k.version));
+    let initrd = match &k.initrd {
+        Some(i) => i.clone(),
+        None => default_initrd(ctx, &k.version)?,
+    };
     let (add, require) = initrd_drivers(k);
     let fs = p_.fs;
     let argv: Vec<String> = match ctx.facts.initrd_tool {
-        "suse-mkinitrd" => {
+        InitrdTool::SuseMkinitrd => {
             let tool = find_tool(fs, &["/sbin/mkinitrd", "/usr/sbin/mkinitrd"])?
                 .unwrap_or_else(|| "/sbin/mkinitrd".into());
             vec![
@@ -279,7 +263,7 @@ fn rebuild_initrd(ctx: &Ctx<'_>, p_: &mut Planner<'_>) -> io::Result<()> {
                 "-B".into(),
             ]
         }
-        "dracut" => {
+        InitrdTool::Dracut => {
             let tool = find_tool(fs, &["/usr/bin/dracut", "/sbin/dracut", "/usr/sbin/dracut"])?
                 .unwrap_or_else(|| "dracut".into());
             let mut argv = vec![tool, "--force".to_owned()];
@@ -310,7 +294,7 @@ fn rebuild_initrd(ctx: &Ctx<'_>, p_: &mut Planner<'_>) -> io::Result<()> {
             argv.push(k.version.clone());
             argv
         }
-        "update-initramfs" => {
+        InitrdTool::UpdateInitramfs => {
             let tool = find_tool(
                 fs,
                 &["/usr/sbin/update-initramfs", "/sbin/update-initramfs"],
@@ -319,43 +303,48 @@ fn rebuild_initrd(ctx: &Ctx<'_>, p_: &mut Planner<'_>) -> io::Result<()> {
             let mode = if fs.exists(&initrd)? { "-u" } else { "-c" };
             vec![tool, mode.into(), "-k".into(), k.version.clone()]
         }
-        "mkinitrd" => {
+        InitrdTool::NashMkinitrd => {
             let mut argv = vec!["/sbin/mkinitrd".to_owned(), "-f".to_owned()];
             argv.extend(add.iter().map(|d| format!("--with={d}")));
             argv.push(initrd.to_string());
             argv.push(k.version.clone());
             argv
         }
-        other => {
-            p_.warn(R, &k.version, format!("no known initrd tool in the guest ({other}); the initrd of {} is not rebuilt and may lack virtio drivers", k.version));
+        InitrdTool::Unknown => {
+            p_.warn(&k.version, format!("no known initrd tool in the guest; the initrd of {} is not rebuilt and may lack virtio drivers", k.version));
             return Ok(());
         }
     };
-    p_.plan.steps.push(Step::RebuildInitrd {
+    // The first backup is the Xen original: a later conversion keeps it.
+    let backup_path = path(&format!("{initrd}.xen2kvm-orig"))?;
+    let backup = (fs.exists(&initrd)? && !fs.exists(&backup_path)?).then_some(backup_path);
+    p_.step(Step::RebuildInitrd {
         kernel: k.version.clone(),
         initrd,
         argv,
         require,
+        backup,
     });
     Ok(())
 }
 
 fn grub_install(ctx: &Ctx<'_>, p_: &mut Planner<'_>) -> io::Result<()> {
-    const R: &str = "grub-install";
     let bl = &ctx.facts.bootloader;
-    if bl.boot_code != Some(false) || bl.kind == "none" || bl.kind == "grub2-efi" {
+    if bl.boot_code != Some(false)
+        || matches!(bl.kind, BootloaderKind::None | BootloaderKind::Grub2Efi)
+    {
         return Ok(());
     }
     let Some(disk) = ctx.boot_disk.clone() else {
-        p_.warn(
-            R,
+        p_.block(
             "boot code",
-            "the disk has no boot code and its device is unknown; GRUB not installed".to_owned(),
+            "the disk has no boot code and its device is unknown, so GRUB cannot be installed",
+            "report this as a bug of xen2kvm, with the disk's layout",
         );
         return Ok(());
     };
     let fs = p_.fs;
-    let argv = if bl.kind == "grub2" {
+    let argv = if bl.kind == BootloaderKind::Grub2 {
         let Some(tool) = find_tool(
             fs,
             &[
@@ -366,7 +355,7 @@ fn grub_install(ctx: &Ctx<'_>, p_: &mut Planner<'_>) -> io::Result<()> {
             ],
         )?
         else {
-            p_.warn(R, &disk, "the disk has no boot code and the guest has no grub-install; install grub2 (SUSE, RHEL) or grub-pc (Debian) in the guest".to_owned());
+            p_.block(&disk, "the disk has no boot code and the guest has no grub-install", "install grub2 (SUSE, RHEL) or grub-pc (Debian) in the guest (on the Xen host), then convert again");
             return Ok(());
         };
         let modules = find_tool(
@@ -378,16 +367,16 @@ fn grub_install(ctx: &Ctx<'_>, p_: &mut Planner<'_>) -> io::Result<()> {
             ],
         )?;
         if modules.is_none() {
-            p_.warn(R, &disk, "the disk has no boot code and the guest has no GRUB BIOS modules (i386-pc); install grub2-i386-pc (SUSE), grub2-pc-modules (RHEL) or grub-pc-bin (Debian)".to_owned());
+            p_.block(&disk, "the disk has no boot code and the guest has no GRUB BIOS modules (i386-pc)", "install grub2-i386-pc (SUSE), grub2-pc-modules (RHEL) or grub-pc-bin (Debian) in the guest (on the Xen host), then convert again");
             return Ok(());
         }
         vec![tool, "--target=i386-pc".to_owned(), disk]
     } else {
         let Some(tool) = find_tool(fs, &["/usr/sbin/grub-install", "/sbin/grub-install"])? else {
-            p_.warn(
-                R,
+            p_.block(
                 &disk,
-                "the disk has no boot code and the guest has no grub-install".to_owned(),
+                "the disk has no boot code and the guest has no grub-install",
+                "install grub in the guest (on the Xen host), then convert again",
             );
             return Ok(());
         };
@@ -400,12 +389,15 @@ fn grub_install(ctx: &Ctx<'_>, p_: &mut Planner<'_>) -> io::Result<()> {
         "/boot/grub"
     };
     let disk = argv.last().cloned().unwrap_or_default();
-    let pin = if fs.exists(&p(dir))? {
-        vec![(p(&format!("{dir}/device.map")), format!("(hd0)\t{disk}\n"))]
+    let pin = if fs.exists(&path(dir)?)? {
+        vec![(
+            path(&format!("{dir}/device.map"))?,
+            format!("(hd0)\t{disk}\n"),
+        )]
     } else {
         Vec::new()
     };
-    p_.plan.steps.push(Step::GrubInstall { argv, pin });
+    p_.step(Step::GrubInstall { argv, pin });
     Ok(())
 }
 
@@ -434,43 +426,45 @@ fn mkconfig_argv(ctx: &Ctx<'_>, fs: &dyn GuestFs) -> io::Result<Option<(Vec<Stri
 }
 
 fn grub_config(ctx: &Ctx<'_>, p_: &mut Planner<'_>) -> io::Result<()> {
-    const R: &str = "grub-config";
     let bl = &ctx.facts.bootloader;
-    if !bl.kind.starts_with("grub2") {
+    if !bl.kind.is_grub2() {
         return Ok(());
     }
     let Some(config) = bl.config.as_ref() else {
         return Ok(());
     };
     let inputs_changed = [
-        "/etc/default/grub",
+        xen::DEFAULT_GRUB,
         "/boot/grub/device.map",
         "/boot/grub2/device.map",
     ]
     .iter()
     .any(|f| p_.changes_file(f));
-    let stale = ctx
-        .facts
-        .xenisms
-        .iter()
-        .any(|x| &x.file == config && (x.kind == "block-device" || x.kind == "console"));
-    let new_initrd = p_
-        .plan
-        .steps
-        .iter()
-        .any(|s| matches!(s, Step::RebuildInitrd { .. }));
-    if !(inputs_changed || stale || new_initrd && !p_.plan.files.is_empty()) {
+    let stale = ctx.facts.xenisms.iter().any(|x| {
+        &x.file == config && matches!(x.kind, XenismKind::BlockDevice | XenismKind::Console)
+    });
+    let new_initrd = p_.has_step(|s| matches!(s, Step::RebuildInitrd { .. }));
+    if !(inputs_changed || stale || new_initrd && p_.changes_files()) {
         return Ok(());
     }
     match mkconfig_argv(ctx, p_.fs)? {
-        Some((argv, output)) => p_.plan.steps.push(Step::GrubMkconfig { argv, output }),
-        None => p_.warn(R, config.as_str(), format!("the guest has no grub-mkconfig; {config} is not regenerated and still names Xen devices")),
+        Some((argv, output)) => p_.step(Step::GrubMkconfig { argv, output }),
+        None => p_.warn(config.as_str(), format!("the guest has no grub-mkconfig; {config} is not regenerated and still names Xen devices")),
     }
     Ok(())
 }
 
+/// Whether `/etc/default/grub` (as the plan leaves it) says
+/// `GRUB_DEFAULT=saved`.
+fn grub_default_saved(p_: &Planner<'_>) -> io::Result<bool> {
+    let text = p_.current(&lit(xen::DEFAULT_GRUB))?.unwrap_or_default();
+    Ok(text.lines().any(|l| {
+        let l = l.trim();
+        l == "GRUB_DEFAULT=saved" || l == "GRUB_DEFAULT=\"saved\"" || l == "GRUB_DEFAULT='saved'"
+    }))
+}
+
 fn default_kernel_rule(ctx: &Ctx<'_>, p_: &mut Planner<'_>) -> io::Result<()> {
-    const R: &str = "default-kernel";
     let Some(k) = ctx.kernel() else {
         return Ok(());
     };
@@ -480,7 +474,7 @@ fn default_kernel_rule(ctx: &Ctx<'_>, p_: &mut Planner<'_>) -> io::Result<()> {
         .default_entry
         .as_ref()
         .map(|e| e.kernel.rsplit('/').next().unwrap_or("").to_owned());
-    if bl.kind == "grub-legacy" {
+    if bl.kind == BootloaderKind::GrubLegacy {
         let initrd = k
             .initrd
             .as_ref()
@@ -489,34 +483,55 @@ fn default_kernel_rule(ctx: &Ctx<'_>, p_: &mut Planner<'_>) -> io::Result<()> {
         let title = format!("{} - {}", ctx.facts.os.product, k.version);
         if let Some(cfg) = bl.config.clone() {
             let cfg = match p_.fs.read_link(&cfg)? {
-                Some(_) => legacy_menus(p_.fs)?.into_iter().next().unwrap_or(cfg),
+                Some(_) => facts::legacy_menus(p_.fs)?
+                    .into_iter()
+                    .next()
+                    .unwrap_or(cfg),
                 None => cfg,
             };
-            p_.edit(R, &cfg, |t| {
+            p_.edit(&cfg, |t| {
                 default_kernel::legacy_menu(t, &image, initrd.as_deref(), &title)
             })?;
         }
-    } else if bl.kind.starts_with("grub2") && current.as_deref() != Some(image.as_str()) {
+    } else if bl.kind.is_grub2() && current.as_deref() != Some(image.as_str()) {
         let Some(config) = bl.config.clone() else {
             return Ok(());
         };
-        let mkconfig = mkconfig_argv(ctx, p_.fs)?
-            .map(|(a, _)| a)
-            .unwrap_or_default();
-        let set_default = find_tool(
-            p_.fs,
-            &[
-                "/usr/sbin/grub2-set-default",
-                "/usr/sbin/grub-set-default",
-                "/sbin/grub2-set-default",
-                "/sbin/grub-set-default",
-            ],
-        )?;
-        p_.plan.steps.push(Step::Grub2Default {
+        let method = if grub_default_saved(p_)? {
+            let set_default = find_tool(
+                p_.fs,
+                &[
+                    "/usr/sbin/grub2-set-default",
+                    "/usr/sbin/grub-set-default",
+                    "/sbin/grub2-set-default",
+                    "/sbin/grub-set-default",
+                ],
+            )?;
+            match set_default {
+                Some(tool) => Grub2DefaultMethod::SetDefault { tool },
+                None => Grub2DefaultMethod::Grubenv {
+                    env: grubenv_of(&config),
+                },
+            }
+        } else {
+            match mkconfig_argv(ctx, p_.fs)? {
+                Some((mkconfig, _)) => Grub2DefaultMethod::DefaultGrub { mkconfig },
+                None => {
+                    p_.warn(
+                        config.as_str(),
+                        format!(
+                            "the guest has no grub-mkconfig; the default entry stays {}",
+                            current.unwrap_or_default()
+                        ),
+                    );
+                    return Ok(());
+                }
+            }
+        };
+        p_.step(Step::Grub2Default {
             image,
             config,
-            set_default,
-            mkconfig,
+            method,
         });
     }
     Ok(())

@@ -31,6 +31,8 @@ pub enum Error {
     Disk(String),
     /// The operating system is not Linux.
     NotLinux(String),
+    /// Reading the guest's files failed (the message names the file).
+    Files(std::io::Error),
 }
 
 /// The inspector's result type.
@@ -65,6 +67,7 @@ impl fmt::Display for Error {
                 )
             }
             Error::Disk(m) => f.write_str(m),
+            Error::Files(e) => write!(f, "reading the guest's files: {e}"),
             Error::NotLinux(what) => {
                 write!(f, "the guest is {what}: xen2kvm converts Linux guests only")
             }

@@ -3,7 +3,13 @@
 //!
 //! Pure over the trait: the same code reads a disk in the appliance and a
 //! directory tree in tests. Each Xen-ism carries its file and line, so that
-//! the report (and later the converter) can point at it.
+//! the report can point at it. What counts as a Xen-ism, and where it is
+//! looked for, is [`crate::xen`]'s model, shared with the editor.
+//!
+//! Whether a guest is blocked (no kernel that can boot on KVM) is decided
+//! here; what a guest *needs* is the editor's plan, computed on the
+//! read-only guest (`xen2kvm_editor::verdict`), so that `inspect` says
+//! exactly what `convert` would do.
 
 use std::io;
 
@@ -11,22 +17,90 @@ use xen2kvm_vfs::{GuestFs, GuestPath};
 
 use crate::bootconf::{self, BootEntry};
 use crate::initrd;
+use crate::xen::{self, XenismKind};
 
 /// Everything `inspect` reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Facts {
     /// Distribution, version, product name.
     pub os: Os,
-    /// The init system (`systemd`, `sysvinit`, `upstart`, `unknown`).
-    pub init: &'static str,
+    /// The init system.
+    pub init: InitSystem,
     /// Kernels in `/boot`, newest first.
     pub kernels: Vec<Kernel>,
     /// The bootloader and its default entry.
     pub bootloader: Bootloader,
     /// The initrd builder the guest uses.
-    pub initrd_tool: &'static str,
+    pub initrd_tool: InitrdTool,
     /// Every Xen-specific setting found.
     pub xenisms: Vec<Xenism>,
+}
+
+/// Declares a kind enum whose variants have fixed report names.
+macro_rules! kind_enum {
+    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $v:ident => $s:literal,)* }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name { $($(#[$vm])* $v,)* }
+
+        impl $name {
+            /// The name used in reports and JSON.
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$v => $s,)* }
+            }
+        }
+    };
+}
+
+kind_enum! {
+    /// The guest's init system.
+    InitSystem {
+        /// systemd.
+        Systemd => "systemd",
+        /// SysV init (`/etc/inittab`).
+        Sysvinit => "sysvinit",
+        /// Upstart.
+        Upstart => "upstart",
+        /// Not recognized.
+        Unknown => "unknown",
+    }
+}
+
+kind_enum! {
+    /// The tool that builds the guest's initrds.
+    InitrdTool {
+        /// SUSE's bash `mkinitrd` (SLES 10/11).
+        SuseMkinitrd => "suse-mkinitrd",
+        /// dracut (SLES 12+, RHEL 6+, Fedora; Debian when installed).
+        Dracut => "dracut",
+        /// Debian's initramfs-tools.
+        UpdateInitramfs => "update-initramfs",
+        /// RHEL 5's nash `mkinitrd`.
+        NashMkinitrd => "mkinitrd",
+        /// Not recognized.
+        Unknown => "unknown",
+    }
+}
+
+kind_enum! {
+    /// The guest's bootloader.
+    BootloaderKind {
+        /// GRUB 2 for BIOS.
+        Grub2 => "grub2",
+        /// GRUB 2 for UEFI.
+        Grub2Efi => "grub2-efi",
+        /// GRUB legacy (`menu.lst`, `grub.conf`).
+        GrubLegacy => "grub-legacy",
+        /// None found.
+        None => "none",
+    }
+}
+
+impl BootloaderKind {
+    /// GRUB 2, for either firmware.
+    pub fn is_grub2(self) -> bool {
+        matches!(self, BootloaderKind::Grub2 | BootloaderKind::Grub2Efi)
+    }
 }
 
 /// The operating system, from `/etc/os-release` or the older release files.
@@ -85,8 +159,8 @@ impl Kernel {
 /// The guest's bootloader.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Bootloader {
-    /// `grub2`, `grub2-efi`, `grub-legacy` or `none`.
-    pub kind: &'static str,
+    /// Which bootloader.
+    pub kind: BootloaderKind,
     /// Its config file.
     pub config: Option<GuestPath>,
     /// The entry it boots by default.
@@ -99,9 +173,8 @@ pub struct Bootloader {
 /// A Xen-specific setting.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Xenism {
-    /// `block-device`, `console`, `initrd-driver`, `xen-only-kernel`,
-    /// `getty-link`, `net-rule`, `modprobe-alias`.
-    pub kind: &'static str,
+    /// What kind of setting.
+    pub kind: XenismKind,
     /// The file (or link) it is in.
     pub file: GuestPath,
     /// 1-based line, 0 for a whole file or link.
@@ -133,22 +206,15 @@ const VIRTIO: &[(&str, &str, &str)] = &[
     ("virtio_scsi", "kernel/drivers/scsi", "CONFIG_SCSI_VIRTIO"),
 ];
 
-/// Xen front-end drivers of every era (xenlinux, SUSE KMP, pvops).
-pub const XEN_DRIVERS: &[&str] = &[
-    "xenblk",
-    "xennet",
-    "xen-vbd",
-    "xen-vnif",
-    "xen-blkfront",
-    "xen-netfront",
-    "xen_blkfront",
-    "xen_netfront",
-    "xen:vbd",
-    "xen:vif",
-];
-
-fn p(s: &str) -> GuestPath {
-    GuestPath::new(s).unwrap_or_else(|_| GuestPath::root())
+/// A guest path built from names read in the guest; a name that makes no
+/// valid path is an error naming it (never silently another path).
+pub fn path(s: &str) -> io::Result<GuestPath> {
+    GuestPath::new(s).map_err(|e| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{s:?} is not a usable guest path: {e}"),
+        )
+    })
 }
 
 /// Reads every fact.
@@ -159,13 +225,24 @@ pub fn read(fs: &dyn GuestFs) -> io::Result<Facts> {
     let bootloader = bootloader(fs)?;
     let initrd_tool = initrd_tool(fs)?;
     let mut xenisms = Vec::new();
+    // A Xen-only kernel is a Xen-ism when the guest boots it (its default
+    // entry, or no known default): one installed beside the kernel the
+    // guest boots is only listed with the kernels.
+    let default_image = bootloader
+        .default_entry
+        .as_ref()
+        .map(|e| e.kernel.rsplit('/').next().unwrap_or("").to_owned());
     for k in &kernels {
-        if let Some(why) = &k.xen_only {
+        let booted = match &default_image {
+            Some(img) => k.image.file_name() == Some(img.as_str()),
+            None => true,
+        };
+        if let (Some(why), true) = (&k.xen_only, booted) {
             xenisms.push(Xenism {
-                kind: "xen-only-kernel",
+                kind: XenismKind::XenOnlyKernel,
                 file: k.image.clone(),
                 line: 0,
-                text: format!("{} ({why})", k.version),
+                text: format!("{} ({why}), the default boot entry", k.version),
             });
         }
     }
@@ -188,7 +265,7 @@ fn shell_value(line: &str, key: &str) -> Option<String> {
 fn read_os(fs: &dyn GuestFs) -> io::Result<Os> {
     let mut os = Os::default();
     for f in ["/etc/os-release", "/usr/lib/os-release"] {
-        if let Some(text) = fs.read_text(&p(f))? {
+        if let Some(text) = fs.read_text(&path(f)?)? {
             for l in text.lines() {
                 if let Some(v) = shell_value(l, "ID") {
                     os.distro = v;
@@ -201,7 +278,7 @@ fn read_os(fs: &dyn GuestFs) -> io::Result<Os> {
             return Ok(os);
         }
     }
-    if let Some(text) = fs.read_text(&p("/etc/SuSE-release"))? {
+    if let Some(text) = fs.read_text(&GuestPath::lit("/etc/SuSE-release"))? {
         os.product = text.lines().next().unwrap_or("").trim().to_owned();
         os.distro = if os.product.contains("Enterprise") {
             "sles"
@@ -223,7 +300,7 @@ fn read_os(fs: &dyn GuestFs) -> io::Result<Os> {
         };
         return Ok(os);
     }
-    if let Some(text) = fs.read_text(&p("/etc/redhat-release"))? {
+    if let Some(text) = fs.read_text(&GuestPath::lit("/etc/redhat-release"))? {
         os.product = text.lines().next().unwrap_or("").trim().to_owned();
         os.distro = if os.product.starts_with("CentOS") {
             "centos"
@@ -239,7 +316,7 @@ fn read_os(fs: &dyn GuestFs) -> io::Result<Os> {
             .to_owned();
         return Ok(os);
     }
-    if let Some(v) = fs.read_text(&p("/etc/debian_version"))? {
+    if let Some(v) = fs.read_text(&GuestPath::lit("/etc/debian_version"))? {
         os.distro = "debian".to_owned();
         os.version = v.trim().to_owned();
         os.product = format!("Debian {}", os.version);
@@ -247,24 +324,24 @@ fn read_os(fs: &dyn GuestFs) -> io::Result<Os> {
     Ok(os)
 }
 
-fn init_system(fs: &dyn GuestFs) -> io::Result<&'static str> {
-    if let Some(t) = fs.read_link(&p("/sbin/init"))? {
+fn init_system(fs: &dyn GuestFs) -> io::Result<InitSystem> {
+    if let Some(t) = fs.read_link(&GuestPath::lit("/sbin/init"))? {
         if t.contains("systemd") {
-            return Ok("systemd");
+            return Ok(InitSystem::Systemd);
         }
     }
     for f in ["/usr/lib/systemd/systemd", "/lib/systemd/systemd"] {
-        if fs.exists(&p(f))? && !fs.exists(&p("/etc/inittab"))? {
-            return Ok("systemd");
+        if fs.exists(&path(f)?)? && !fs.exists(&GuestPath::lit("/etc/inittab"))? {
+            return Ok(InitSystem::Systemd);
         }
     }
-    if fs.exists(&p("/sbin/initctl"))? && fs.exists(&p("/etc/init"))? {
-        return Ok("upstart");
+    if fs.exists(&GuestPath::lit("/sbin/initctl"))? && fs.exists(&GuestPath::lit("/etc/init"))? {
+        return Ok(InitSystem::Upstart);
     }
-    if fs.exists(&p("/etc/inittab"))? {
-        return Ok("sysvinit");
+    if fs.exists(&GuestPath::lit("/etc/inittab"))? {
+        return Ok(InitSystem::Sysvinit);
     }
-    Ok("unknown")
+    Ok(InitSystem::Unknown)
 }
 
 /// Orders kernel versions: numeric parts numerically, newest first.
@@ -279,7 +356,7 @@ fn version_key(v: &str) -> Vec<(u64, String)> {
 
 fn kernels(fs: &dyn GuestFs) -> io::Result<Vec<Kernel>> {
     let mut out = Vec::new();
-    let names = fs.list(&p("/boot"))?.unwrap_or_default();
+    let names = fs.list(&GuestPath::lit("/boot"))?.unwrap_or_default();
     for name in &names {
         let Some(version) = name.strip_prefix("vmlinuz-").or_else(|| {
             name.strip_prefix("vmlinux-")
@@ -287,13 +364,13 @@ fn kernels(fs: &dyn GuestFs) -> io::Result<Vec<Kernel>> {
         }) else {
             continue;
         };
-        let image = p(&format!("/boot/{name}"));
+        let image = path(&format!("/boot/{name}"))?;
         // Flavor symlinks (/boot/vmlinuz-xen -> vmlinuz-3.0.101-63-xen).
         if fs.read_link(&image)?.is_some() {
             continue;
         }
         let config = fs
-            .read_text(&p(&format!("/boot/config-{version}")))?
+            .read_text(&path(&format!("/boot/config-{version}"))?)?
             .unwrap_or_default();
         let xen_only = [
             "CONFIG_X86_64_XEN=y",
@@ -313,14 +390,14 @@ fn kernels(fs: &dyn GuestFs) -> io::Result<Vec<Kernel>> {
         });
         let moddir = format!("/lib/modules/{version}");
         let builtin = fs
-            .read_text(&p(&format!("{moddir}/modules.builtin")))?
+            .read_text(&path(&format!("{moddir}/modules.builtin"))?)?
             .unwrap_or_default();
         let mut virtio = Vec::new();
         for (drv, dir, cfg) in VIRTIO {
             let mut found = Avail::Missing;
             for ext in [".ko", ".ko.xz", ".ko.zst", ".ko.gz"] {
                 let f = format!("{moddir}/{dir}/{drv}{ext}");
-                if fs.exists(&p(&f))? {
+                if fs.exists(&path(&f)?)? {
                     found = Avail::Module(f);
                     break;
                 }
@@ -345,8 +422,8 @@ fn kernels(fs: &dyn GuestFs) -> io::Result<Vec<Kernel>> {
         ];
         let mut initrd = None;
         for c in candidates {
-            if fs.exists(&p(&c))? {
-                initrd = Some(p(&c));
+            if fs.exists(&path(&c)?)? {
+                initrd = Some(path(&c)?);
                 break;
             }
         }
@@ -385,20 +462,24 @@ fn kernels(fs: &dyn GuestFs) -> io::Result<Vec<Kernel>> {
 fn bootloader(fs: &dyn GuestFs) -> io::Result<Bootloader> {
     let entry = bootconf::default_entry(fs)?;
     let mut efi = false;
-    if let Some(dirs) = fs.list(&p("/boot/efi/EFI"))? {
+    if let Some(dirs) = fs.list(&GuestPath::lit("/boot/efi/EFI"))? {
         for d in dirs {
-            if fs.exists(&p(&format!("/boot/efi/EFI/{d}/grub.cfg")))? {
+            if fs.exists(&path(&format!("/boot/efi/EFI/{d}/grub.cfg"))?)? {
                 efi = true;
             }
         }
     }
     let (kind, config) = match &entry {
         Some(e) if e.config.as_str().ends_with("grub.cfg") => (
-            if efi { "grub2-efi" } else { "grub2" },
+            if efi {
+                BootloaderKind::Grub2Efi
+            } else {
+                BootloaderKind::Grub2
+            },
             Some(e.config.clone()),
         ),
-        Some(e) => ("grub-legacy", Some(e.config.clone())),
-        None => ("none", None),
+        Some(e) => (BootloaderKind::GrubLegacy, Some(e.config.clone())),
+        None => (BootloaderKind::None, None),
     };
     Ok(Bootloader {
         kind,
@@ -408,52 +489,36 @@ fn bootloader(fs: &dyn GuestFs) -> io::Result<Bootloader> {
     })
 }
 
-fn initrd_tool(fs: &dyn GuestFs) -> io::Result<&'static str> {
-    if fs.exists(&p("/lib/mkinitrd/setup"))? || fs.exists(&p("/lib/mkinitrd/scripts"))? {
-        return Ok("suse-mkinitrd");
+fn initrd_tool(fs: &dyn GuestFs) -> io::Result<InitrdTool> {
+    if fs.exists(&GuestPath::lit("/lib/mkinitrd/setup"))?
+        || fs.exists(&GuestPath::lit("/lib/mkinitrd/scripts"))?
+    {
+        return Ok(InitrdTool::SuseMkinitrd);
     }
     for f in ["/usr/bin/dracut", "/sbin/dracut", "/usr/sbin/dracut"] {
-        if fs.exists(&p(f))? {
-            return Ok("dracut");
+        if fs.exists(&path(f)?)? {
+            return Ok(InitrdTool::Dracut);
         }
     }
     for f in ["/usr/sbin/update-initramfs", "/sbin/update-initramfs"] {
-        if fs.exists(&p(f))? {
-            return Ok("update-initramfs");
+        if fs.exists(&path(f)?)? {
+            return Ok(InitrdTool::UpdateInitramfs);
         }
     }
-    if fs.exists(&p("/sbin/mkinitrd"))? {
-        return Ok("mkinitrd");
+    if fs.exists(&GuestPath::lit("/sbin/mkinitrd"))? {
+        return Ok(InitrdTool::NashMkinitrd);
     }
-    Ok("unknown")
-}
-
-/// Whether a word names a Xen block device or its by-path link.
-fn xen_block(word: &str) -> bool {
-    let w = word.trim_matches(|c| c == '"' || c == '\'' || c == '(' || c == ')' || c == ',');
-    let dev = w.split_once('=').map(|x| x.1).unwrap_or(w);
-    dev.starts_with("/dev/xvd")
-        || dev.contains("xen-vbd-")
-        || dev.contains("|/dev/xvd")
-        || dev.contains("/dev/xvd")
-}
-
-fn xen_console(word: &str) -> bool {
-    let w = word.trim_matches(|c| c == '"' || c == '\'');
-    w.starts_with("xencons=")
-        || w.strip_prefix("console=")
-            .is_some_and(|c| c.starts_with("hvc") || c.starts_with("xvc"))
+    Ok(InitrdTool::Unknown)
 }
 
 /// Reports each non-comment line of `file` once per kind `judge` finds in it.
 fn scan_lines(
     fs: &dyn GuestFs,
-    file: &str,
+    file: &GuestPath,
     out: &mut Vec<Xenism>,
-    judge: impl Fn(&str) -> Vec<&'static str>,
+    judge: impl Fn(&str) -> Vec<XenismKind>,
 ) -> io::Result<()> {
-    let path = p(file);
-    let Some(text) = fs.read(&path)? else {
+    let Some(text) = fs.read(file)? else {
         return Ok(());
     };
     let text = String::from_utf8_lossy(&text);
@@ -465,7 +530,7 @@ fn scan_lines(
         for kind in judge(line) {
             out.push(Xenism {
                 kind,
-                file: path.clone(),
+                file: file.clone(),
                 line: i + 1,
                 text: line.trim_end().to_owned(),
             });
@@ -474,22 +539,31 @@ fn scan_lines(
     Ok(())
 }
 
-/// Kernel-command-line words: Xen block devices and Xen consoles.
-fn words_judge(line: &str) -> Vec<&'static str> {
-    let words: Vec<&str> = line
+fn scan(
+    fs: &dyn GuestFs,
+    file: &str,
+    out: &mut Vec<Xenism>,
+    judge: impl Fn(&str) -> Vec<XenismKind>,
+) -> io::Result<()> {
+    scan_lines(fs, &path(file)?, out, judge)
+}
+
+/// Kernel-command-line arguments: Xen block devices and Xen consoles.
+fn cmdline_judge(args: &str) -> Vec<XenismKind> {
+    let words: Vec<&str> = args
         .split(|c: char| c.is_whitespace() || c == '"' || c == '\'')
         .collect();
     let mut kinds = Vec::new();
-    if words.iter().any(|w| xen_block(w)) {
-        kinds.push("block-device");
+    if words.iter().any(|w| xen::is_block_word(w)) {
+        kinds.push(XenismKind::BlockDevice);
     }
-    if words.iter().any(|w| xen_console(w)) {
-        kinds.push("console");
+    if words.iter().any(|w| xen::is_console_arg(w)) {
+        kinds.push(XenismKind::Console);
     }
     kinds
 }
 
-fn one(kind: &'static str, hit: bool) -> Vec<&'static str> {
+fn one(kind: XenismKind, hit: bool) -> Vec<XenismKind> {
     if hit {
         vec![kind]
     } else {
@@ -497,141 +571,157 @@ fn one(kind: &'static str, hit: bool) -> Vec<&'static str> {
     }
 }
 
-fn has_xen_driver(value: &str) -> bool {
-    value
-        .split(|c: char| c.is_whitespace() || c == '"' || c == '\'' || c == ',')
-        .any(|w| XEN_DRIVERS.contains(&w))
+/// A shell assignment's key (`KEY=value`, `export KEY=value`).
+fn assign_key(line: &str) -> Option<&str> {
+    let t = line.trim_start();
+    let t = t.strip_prefix("export ").unwrap_or(t);
+    t.split_once('=').map(|(k, _)| k.trim())
+}
+
+/// The `*.conf` files of a directory, as guest paths.
+fn conf_files(fs: &dyn GuestFs, dir: &str) -> io::Result<Vec<GuestPath>> {
+    let mut out = Vec::new();
+    for name in fs.list(&path(dir)?)?.unwrap_or_default() {
+        if name.ends_with(".conf") {
+            out.push(path(&format!("{dir}/{name}"))?);
+        }
+    }
+    Ok(out)
+}
+
+/// The GRUB legacy menus to read: existing, not symlinks (RHEL's
+/// `menu.lst -> grub.conf` is read once, through its target).
+pub fn legacy_menus(fs: &dyn GuestFs) -> io::Result<Vec<GuestPath>> {
+    let mut out = Vec::new();
+    for f in xen::LEGACY_MENUS {
+        let p = path(f)?;
+        if fs.read_link(&p)?.is_none() && fs.exists(&p)? {
+            out.push(p);
+        }
+    }
+    Ok(out)
+}
+
+/// Xen getty units enabled in any of [`xen::GETTY_DIRS`]: (link, target).
+pub fn getty_links(fs: &dyn GuestFs) -> io::Result<Vec<(GuestPath, Option<String>)>> {
+    let mut out = Vec::new();
+    for dir in xen::GETTY_DIRS {
+        for name in fs.list(&path(dir)?)?.unwrap_or_default() {
+            if xen::is_getty_unit(&name) {
+                let link = path(&format!("{dir}/{name}"))?;
+                let target = fs.read_link(&link)?;
+                out.push((link, target));
+            }
+        }
+    }
+    Ok(out)
 }
 
 fn scan_files(fs: &dyn GuestFs, out: &mut Vec<Xenism>) -> io::Result<()> {
-    let block_only = |l: &str| one("block-device", l.split_whitespace().any(xen_block));
-    scan_lines(fs, "/etc/fstab", out, block_only)?;
-    scan_lines(fs, "/etc/crypttab", out, block_only)?;
-    for dm in [
-        "/boot/grub/device.map",
-        "/boot/grub2/device.map",
-        "/boot/grub2-efi/device.map",
-    ] {
-        scan_lines(fs, dm, out, block_only)?;
+    use XenismKind::*;
+    let block_words = |l: &str| one(BlockDevice, l.split_whitespace().any(xen::is_block_word));
+    for f in xen::DEVICE_FILES {
+        scan(fs, f, out, block_words)?;
     }
-    scan_lines(fs, "/etc/default/grub", out, |l| {
-        if l.trim_start().starts_with("GRUB_CMDLINE") {
-            words_judge(l)
-        } else {
-            Vec::new()
-        }
+    for f in xen::MDADM_FILES {
+        scan(fs, f, out, |l| {
+            one(
+                BlockDevice,
+                xen::is_block_word(l)
+                    || l.trim_start().starts_with("DEVICE") && xen::names_block_pattern(l),
+            )
+        })?;
+    }
+    scan(fs, xen::LVM_CONF, out, |l| {
+        let key = l.trim_start().split(['=', ' ', '\t']).next().unwrap_or("");
+        one(
+            BlockDevice,
+            xen::is_lvm_device_key(key) && xen::names_block_pattern(l),
+        )
     })?;
-    for cfg in [
-        "/boot/grub/grub.cfg",
-        "/boot/grub2/grub.cfg",
-        "/boot/grub/menu.lst",
-        "/boot/grub/grub.conf",
-    ] {
-        // menu.lst is often a symlink to grub.conf: report the file once.
-        if cfg == "/boot/grub/menu.lst" && fs.read_link(&p(cfg))?.is_some() {
-            continue;
-        }
-        scan_lines(fs, cfg, out, |l| {
-            let t = l.trim_start();
-            if t.starts_with("linux") || t.starts_with("kernel") || t.starts_with("module") {
-                words_judge(l)
+    scan(fs, xen::DEFAULT_GRUB, out, |l| match assign_key(l) {
+        Some(k) if xen::is_guest_cmdline_key(k) => cmdline_judge(l),
+        _ => Vec::new(),
+    })?;
+    for cfg in xen::GRUB2_CONFIGS {
+        scan(fs, cfg, out, |l| {
+            if l.trim_start().starts_with("linux") {
+                cmdline_judge(l)
             } else {
                 Vec::new()
             }
         })?;
     }
-    scan_lines(fs, "/etc/sysconfig/bootloader", out, |l| {
-        if l.contains("APPEND") {
-            words_judge(l)
-        } else {
-            Vec::new()
-        }
-    })?;
-    scan_lines(fs, "/etc/lvm/lvm.conf", out, |l| {
-        one("block-device", l.contains("filter") && l.contains("xvd"))
-    })?;
-    for m in ["/etc/mdadm.conf", "/etc/mdadm/mdadm.conf"] {
-        scan_lines(fs, m, out, |l| {
-            one(
-                "block-device",
-                l.trim_start().starts_with("DEVICE") && l.contains("xvd"),
-            )
+    for menu in legacy_menus(fs)? {
+        scan_lines(fs, &menu, out, |l| {
+            let t = l.trim_start();
+            let Some(rest) = t.strip_prefix("kernel") else {
+                return Vec::new();
+            };
+            let image = rest
+                .trim_start_matches([' ', '\t', '='])
+                .split_whitespace()
+                .next()
+                .unwrap_or("");
+            if xen::is_hypervisor_image(image) {
+                Vec::new()
+            } else {
+                cmdline_judge(rest)
+            }
         })?;
     }
-    scan_lines(fs, "/etc/securetty", out, |l| {
-        one("console", matches!(l.trim(), "xvc0" | "hvc0"))
+    scan(fs, xen::SYSCONFIG_BOOTLOADER, out, |l| {
+        match assign_key(l) {
+            Some(k) if xen::is_guest_append_key(k) => cmdline_judge(l),
+            _ => Vec::new(),
+        }
     })?;
-    scan_lines(fs, "/etc/inittab", out, |l| {
+    scan(fs, xen::SECURETTY, out, |l| {
+        one(Console, xen::is_console_tty(l.trim()))
+    })?;
+    scan(fs, xen::INITTAB, out, |l| {
+        // id:runlevels:action:process; the tty is a word of the process.
+        let process = l.splitn(4, ':').nth(3).unwrap_or("");
+        one(Console, process.split_whitespace().any(xen::is_console_tty))
+    })?;
+    for (link, target) in getty_links(fs)? {
+        let name = link.file_name().unwrap_or_default().to_owned();
+        out.push(Xenism {
+            kind: GettyLink,
+            file: link,
+            line: 0,
+            text: format!("{name} -> {}", target.unwrap_or_default()),
+        });
+    }
+    scan(fs, xen::SYSCONFIG_KERNEL, out, |l| {
         one(
-            "console",
-            l.split(|c: char| c.is_whitespace() || c == ':')
-                .any(|w| w.starts_with("xvc") || w.starts_with("hvc")),
+            InitrdDriver,
+            matches!(
+                assign_key(l),
+                Some("INITRD_MODULES" | "DOMU_INITRD_MODULES")
+            ) && xen::names_driver(l),
         )
     })?;
-    for dir in [
-        "/etc/systemd/system/getty.target.wants",
-        "/etc/systemd/system/multi-user.target.wants",
-    ] {
-        for name in fs.list(&p(dir))?.unwrap_or_default() {
-            let xen = [
-                "getty@xvc",
-                "getty@hvc",
-                "serial-getty@hvc",
-                "serial-getty@xvc",
-            ]
-            .iter()
-            .any(|pre| name.starts_with(pre));
-            if xen {
-                let link = p(&format!("{dir}/{name}"));
-                let target = fs.read_link(&link)?.unwrap_or_default();
-                out.push(Xenism {
-                    kind: "getty-link",
-                    file: link,
-                    line: 0,
-                    text: format!("{name} -> {target}"),
-                });
-            }
-        }
-    }
-    scan_lines(fs, "/etc/sysconfig/kernel", out, |l| {
-        let t = l.trim_start();
-        one(
-            "initrd-driver",
-            (t.starts_with("INITRD_MODULES=") || t.starts_with("DOMU_INITRD_MODULES="))
-                && has_xen_driver(l),
-        )
-    })?;
-    let mut dracut = vec!["/etc/dracut.conf".to_owned()];
-    for n in fs.list(&p("/etc/dracut.conf.d"))?.unwrap_or_default() {
-        if n.ends_with(".conf") {
-            dracut.push(format!("/etc/dracut.conf.d/{n}"));
-        }
-    }
+    let mut dracut = vec![path(xen::DRACUT_CONF)?];
+    dracut.extend(conf_files(fs, xen::DRACUT_CONF_D)?);
     for f in dracut {
         scan_lines(fs, &f, out, |l| {
-            one("initrd-driver", l.contains("drivers") && has_xen_driver(l))
+            one(InitrdDriver, l.contains("drivers") && xen::names_driver(l))
         })?;
     }
-    scan_lines(fs, "/etc/initramfs-tools/modules", out, |l| {
-        one("initrd-driver", has_xen_driver(l))
+    scan(fs, xen::INITRAMFS_MODULES, out, |l| {
+        one(InitrdDriver, xen::names_driver(l))
     })?;
-    let mut modprobe = vec!["/etc/modprobe.conf".to_owned()];
-    for n in fs.list(&p("/etc/modprobe.d"))?.unwrap_or_default() {
-        if n.ends_with(".conf") {
-            modprobe.push(format!("/etc/modprobe.d/{n}"));
-        }
-    }
+    let mut modprobe = vec![path(xen::MODPROBE_CONF)?];
+    modprobe.extend(conf_files(fs, xen::MODPROBE_D)?);
     for f in modprobe {
         scan_lines(fs, &f, out, |l| {
             one(
-                "modprobe-alias",
-                l.trim_start().starts_with("alias") && has_xen_driver(l),
+                ModprobeAlias,
+                l.trim_start().starts_with("alias") && xen::names_driver(l),
             )
         })?;
     }
-    scan_lines(fs, "/etc/udev/rules.d/70-persistent-net.rules", out, |l| {
-        one("net-rule", l.to_lowercase().contains("00:16:3e:"))
-    })?;
     Ok(())
 }
 
@@ -653,85 +743,35 @@ fn kernel_package(distro: &str) -> &'static str {
     }
 }
 
-/// The verdict, from the facts.
-pub fn verdict(f: &Facts) -> Verdict {
-    let Some(k) = chosen_kernel(f) else {
-        let pkg = kernel_package(&f.os.distro);
-        let xen: Vec<&str> = f
-            .kernels
-            .iter()
-            .filter(|k| k.xen_only.is_some())
-            .map(|k| k.version.as_str())
-            .collect();
-        let reason = if f.kernels.is_empty() {
-            "no kernel is installed in /boot (the guest booted a kernel kept on the Xen host)"
-                .to_owned()
-        } else if xen.len() == f.kernels.len() {
-            format!("only Xen kernels are installed ({})", xen.join(", "))
-        } else {
-            let list: Vec<&str> = f.kernels.iter().map(|k| k.version.as_str()).collect();
-            format!(
-                "no installed kernel has the virtio_blk driver ({})",
-                list.join(", ")
-            )
-        };
-        return Verdict::Blocked { reason, remedy: format!("install {pkg} in the guest first (on the Xen host, while it still boots there), then inspect again") };
-    };
-    let mut needs = Vec::new();
-    let count = |kind: &str| f.xenisms.iter().filter(|x| x.kind == kind).count();
-    let n = count("block-device");
-    if n > 0 {
-        needs.push(format!(
-            "rename Xen disk devices (xvdX -> vdX) in {n} place(s)"
-        ));
+/// Why `convert` cannot work on this guest, and the remedy; `None` when a
+/// kernel that boots on KVM is installed.
+pub fn blocked(f: &Facts) -> Option<Verdict> {
+    if chosen_kernel(f).is_some() {
+        return None;
     }
-    let n = count("console");
-    if n > 0 {
-        needs.push(format!(
-            "move the console from hvc0/xvc0 to ttyS0 in {n} place(s)"
-        ));
-    }
-    let n = count("getty-link");
-    if n > 0 {
-        needs.push(format!("remove {n} Xen console getty link(s)"));
-    }
-    let n = count("initrd-driver") + count("modprobe-alias");
-    if n > 0 {
-        needs.push(format!(
-            "replace Xen drivers with virtio in {n} initrd/modprobe setting(s)"
-        ));
-    }
-    if count("net-rule") > 0 {
-        needs.push(
-            "check persistent network rules that name Xen MACs (kept: the KVM NIC keeps its MAC)"
-                .to_owned(),
-        );
-    }
-    if k.initrd_virtio_blk != Some(true) {
-        needs.push(format!(
-            "rebuild the initrd of {} with virtio drivers",
-            k.version
-        ));
-    }
-    match &f.bootloader.default_entry {
-        Some(e) if e.kernel.ends_with(&format!("vmlinuz-{}", k.version)) => {}
-        Some(e) => needs.push(format!(
-            "make {} the default boot entry (now: {:?}, {})",
-            k.version, e.title, e.kernel
-        )),
-        None => needs.push(format!(
-            "write a GRUB configuration that boots {}",
-            k.version
-        )),
-    }
-    if f.bootloader.boot_code == Some(false) {
-        needs.push("install GRUB's boot code on the disk (it had none: the Xen host booted it with pygrub)".to_owned());
-    }
-    if needs.is_empty() {
-        Verdict::Ready
+    let pkg = kernel_package(&f.os.distro);
+    let xen: Vec<&str> = f
+        .kernels
+        .iter()
+        .filter(|k| k.xen_only.is_some())
+        .map(|k| k.version.as_str())
+        .collect();
+    let reason = if f.kernels.is_empty() {
+        "no kernel is installed in /boot (the guest booted a kernel kept on the Xen host)"
+            .to_owned()
+    } else if xen.len() == f.kernels.len() {
+        format!("only Xen kernels are installed ({})", xen.join(", "))
     } else {
-        Verdict::Needs(needs)
-    }
+        let list: Vec<&str> = f.kernels.iter().map(|k| k.version.as_str()).collect();
+        format!(
+            "no installed kernel has the virtio_blk driver ({})",
+            list.join(", ")
+        )
+    };
+    Some(Verdict::Blocked {
+        reason,
+        remedy: format!("install {pkg} in the guest first (on the Xen host, while it still boots there), then inspect again"),
+    })
 }
 
 #[cfg(test)]
@@ -754,18 +794,6 @@ mod tests {
                 "3.0.76-0.11-default"
             ]
         );
-    }
-
-    #[test]
-    fn xen_words() {
-        assert!(xen_block("root=/dev/xvda1"));
-        assert!(xen_block("/dev/disk/by-path/xen-vbd-51712-part2"));
-        assert!(!xen_block("UUID=abc"));
-        assert!(xen_console("console=hvc0"));
-        assert!(xen_console("xencons=xvc0"));
-        assert!(!xen_console("console=ttyS0"));
-        assert!(has_xen_driver("INITRD_MODULES=\"ext3 xenblk\""));
-        assert!(!has_xen_driver("INITRD_MODULES=\"virtio_blk\""));
     }
 }
 
@@ -835,8 +863,8 @@ mod dirfs_tests {
             (f.os.distro.as_str(), f.os.version.as_str()),
             ("sles", "11.4")
         );
-        assert_eq!(f.init, "sysvinit");
-        assert_eq!(f.initrd_tool, "suse-mkinitrd");
+        assert_eq!(f.init, InitSystem::Sysvinit);
+        assert_eq!(f.initrd_tool, InitrdTool::SuseMkinitrd);
         let versions: Vec<&str> = f.kernels.iter().map(|k| k.version.as_str()).collect();
         assert_eq!(versions, ["3.0.101-63-xen", "3.0.101-63-default"]);
         assert!(f.kernels[0].xen_only.is_some() && f.kernels[1].xen_only.is_none());
@@ -851,11 +879,11 @@ mod dirfs_tests {
         );
         assert_eq!(f.kernels[1].virtio[2], ("virtio_pci", Avail::Builtin));
         assert_eq!(f.kernels[1].virtio[1], ("virtio_net", Avail::Missing));
-        assert_eq!(f.bootloader.kind, "grub-legacy");
+        assert_eq!(f.bootloader.kind, BootloaderKind::GrubLegacy);
         let found: Vec<(&str, String, usize)> = f
             .xenisms
             .iter()
-            .map(|x| (x.kind, x.file.to_string(), x.line))
+            .map(|x| (x.kind.as_str(), x.file.to_string(), x.line))
             .collect();
         assert_eq!(
             found,
@@ -874,14 +902,7 @@ mod dirfs_tests {
             ]
         );
         assert_eq!(chosen_kernel(&f).unwrap().version, "3.0.101-63-default");
-        match verdict(&f) {
-            Verdict::Needs(n) => assert!(
-                n.iter()
-                    .any(|s| s.starts_with("make 3.0.101-63-default the default")),
-                "{n:?}"
-            ),
-            v => panic!("{v:?}"),
-        }
+        assert_eq!(blocked(&f), None);
     }
 
     #[test]
@@ -890,11 +911,11 @@ mod dirfs_tests {
         sles11(t.path(), false);
         let f = read(&DirFs::new(t.path())).unwrap();
         assert_eq!(
-            verdict(&f),
-            Verdict::Blocked {
+            blocked(&f),
+            Some(Verdict::Blocked {
                 reason: "only Xen kernels are installed (3.0.101-63-xen)".into(),
                 remedy: "install kernel-default in the guest first (on the Xen host, while it still boots there), then inspect again".into(),
-            }
+            })
         );
     }
 }

@@ -105,6 +105,20 @@ impl Guest {
         &self.root
     }
 
+    /// Every fact of the guest ([`crate::facts::read`] over this guest),
+    /// with what only the appliance knows: whether the disk has boot code,
+    /// and the OS as inspection names it when the guest's files do not.
+    pub fn facts(&self) -> Result<crate::facts::Facts> {
+        let mut f = crate::facts::read(self).map_err(Error::Files)?;
+        f.bootloader.boot_code = Some(self.boot_code()?);
+        if f.os.distro.is_empty() {
+            f.os.distro = self.root.distro.clone();
+            f.os.product = self.root.product_name.clone();
+            f.os.version = format!("{}.{}", self.root.version.0, self.root.version.1);
+        }
+        Ok(f)
+    }
+
     /// The host paths of the disks.
     pub fn disks(&self) -> &[PathBuf] {
         &self.disks

@@ -3,7 +3,7 @@
 //! [`GuestFs`] is a small, object-safe trait: everything that reads or edits
 //! a guest goes through `&dyn GuestFs`, so the same code runs on a disk image
 //! opened in the libguestfs appliance (crate `xen2kvm-inspector`) and on a
-//! plain directory ([`DirFs`]) in tests and with `--root DIR`.
+//! plain directory ([`DirFs`]) in tests.
 //!
 //! This crate does no guest-specific logic and knows nothing of libguestfs.
 //! Its one hard job is [`DirFs`]: a guest's symlinks are resolved *inside*

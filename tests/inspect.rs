@@ -1,7 +1,7 @@
 //! Tier 2: `xen2kvm inspect` on every test guest, in the real appliance:
 //! the exact list of Xen-isms, the kernels and the verdict match
-//! `expected/inspect/<guest>.txt` (`UPDATE_GOLDEN=1` rewrites them and still
-//! fails); the JSON matches `docs/inspect.schema.json`; bad inputs give one
+//! `expected/inspect/<guest>.txt` (through `xen2kvm-golden`: `UPDATE_GOLDEN=1`
+//! rewrites them and still fails); the JSON matches `docs/inspect.schema.json`; bad inputs give one
 //! clear error line and a non-zero exit.
 
 #![allow(clippy::print_stderr)]
@@ -98,8 +98,7 @@ fn every_test_guest_matches_its_expected_report() {
         &std::fs::read_to_string(repo_root().join("docs/inspect.schema.json")).unwrap(),
     )
     .unwrap();
-    let update = std::env::var("UPDATE_GOLDEN").as_deref() == Ok("1");
-    let mut failures = Vec::new();
+    let mut goldens = xen2kvm_golden::Goldens::new();
     let dir = tempfile::tempdir().unwrap();
     for name in GUESTS {
         let base = require_image(name).expect("e2e is on");
@@ -130,22 +129,12 @@ fn every_test_guest_matches_its_expected_report() {
             before,
             "{name}: inspect wrote to the image"
         );
-        let actual = render(&json);
         let file = repo_root()
             .join("tests/expected/inspect")
             .join(format!("{name}.txt"));
-        let expected = std::fs::read_to_string(&file).unwrap_or_default();
-        if actual != expected {
-            if update {
-                std::fs::write(&file, &actual).unwrap();
-            }
-            failures.push(format!(
-                "{name}: report differs from {}:\n{actual}",
-                file.display()
-            ));
-        }
+        goldens.check(&file, &render(&json));
     }
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    goldens.finish();
 }
 
 /// A partitioned raw disk made of ext4 filesystems populated from `trees`

@@ -4,8 +4,9 @@
 //! `xen2kvm-test: ARGS` gives the case's options: the CLI's option names
 //! without their dashes (`--` is not allowed in an XML comment).
 //!
-//! `UPDATE_GOLDEN=1 cargo test` rewrites the expected files and still
-//! fails, so that an update is always a deliberate, reviewed change.
+//! Compared through `xen2kvm-golden`: `UPDATE_GOLDEN=1 cargo test` rewrites
+//! the expected files and still fails, so that an update is always a
+//! deliberate, reviewed change.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -117,8 +118,7 @@ fn render_changes(c: &Conversion, xl_warnings: &[String]) -> String {
 
 #[test]
 fn golden_cases() {
-    let update = std::env::var("UPDATE_GOLDEN").as_deref() == Ok("1");
-    let mut failures = Vec::new();
+    let mut goldens = xen2kvm_golden::Goldens::new();
     let all = cases();
     assert!(all.len() >= 8, "test_data has the cases");
     for input in all {
@@ -135,17 +135,7 @@ fn golden_cases() {
                 render_changes(&conv, &xlw),
             ),
         ] {
-            let expected = fs::read_to_string(&file).unwrap_or_default();
-            if expected != actual {
-                if update {
-                    fs::write(&file, &actual).unwrap();
-                }
-                failures.push(format!(
-                    "{} differs{}",
-                    file.display(),
-                    if update { " (rewritten)" } else { "" }
-                ));
-            }
+            goldens.check(&file, &actual);
         }
         // Idempotence: converting the output again (it is now a KVM domain,
         // so --force) changes nothing.
@@ -162,9 +152,5 @@ fn golden_cases() {
             again.changes
         );
     }
-    assert!(
-        failures.is_empty(),
-        "golden files differ (UPDATE_GOLDEN=1 to rewrite, then review):\n{}",
-        failures.join("\n")
-    );
+    goldens.finish();
 }

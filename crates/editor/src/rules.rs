@@ -113,14 +113,9 @@ fn find_tool(fs: &dyn GuestFs, candidates: &[&str]) -> io::Result<Option<String>
 
 /// `*.conf` files of a directory (sorted), skipping `except`.
 fn conf_files(fs: &dyn GuestFs, dir: &str, except: &str) -> io::Result<Vec<GuestPath>> {
-    let mut out = Vec::new();
-    for name in fs.list(&path(dir)?)?.unwrap_or_default() {
-        let file = path(&format!("{dir}/{name}"))?;
-        if name.ends_with(".conf") && file.as_str() != except {
-            out.push(file);
-        }
-    }
-    Ok(out)
+    let mut files = facts::conf_files(fs, dir)?;
+    files.retain(|f| f.as_str() != except);
+    Ok(files)
 }
 
 fn is_suse(ctx: &Ctx<'_>) -> bool {

@@ -86,9 +86,10 @@ fn summary(step: &Step) -> String {
             "rebuild {initrd} for {kernel} with {} (virtio drivers in)",
             argv.first().map_or("", String::as_str)
         ),
+        // The device is the appliance's name for the disk: not the user's.
         Step::GrubInstall { argv, .. } => format!(
-            "install GRUB's boot code on {} (the disk has none: the Xen host booted it with pygrub)",
-            argv.last().map_or("", String::as_str)
+            "install GRUB's boot code with {} on the disk that holds / (it has none: the Xen host booted it with pygrub)",
+            argv.first().map_or("", String::as_str)
         ),
         Step::GrubMkconfig { output, .. } => format!("regenerate {output}"),
         Step::Grub2Default { image, .. } => {

@@ -578,8 +578,8 @@ fn assign_key(line: &str) -> Option<&str> {
     t.split_once('=').map(|(k, _)| k.trim())
 }
 
-/// The `*.conf` files of a directory, as guest paths.
-fn conf_files(fs: &dyn GuestFs, dir: &str) -> io::Result<Vec<GuestPath>> {
+/// The `*.conf` files of a directory (sorted), as guest paths.
+pub fn conf_files(fs: &dyn GuestFs, dir: &str) -> io::Result<Vec<GuestPath>> {
     let mut out = Vec::new();
     for name in fs.list(&path(dir)?)?.unwrap_or_default() {
         if name.ends_with(".conf") {

@@ -60,9 +60,12 @@ pub fn inittab(text: &str) -> Edit {
             return Some(format!("#{line}"));
         }
         moved = true;
+        // The first Xen tty becomes ttyS0; any other one on the same line
+        // (a line that names two) is dropped, so the line names none.
         let new_words: Vec<String> = words
             .iter()
             .enumerate()
+            .filter(|(i, w)| *i == tty || !is_xen_tty(w))
             .map(|(i, w)| {
                 if i == tty {
                     "ttyS0".to_owned()
@@ -101,6 +104,18 @@ mod tests {
             &["line 3: xvc0 removed"],
         );
         check_noop(securetty, "tty1\nttyS0\n# hvc0\n");
+    }
+
+    /// Found by the property tests: a getty line naming two Xen consoles
+    /// kept the second, and a second run commented the line out.
+    #[test]
+    fn a_line_with_two_xen_consoles_names_none_after() {
+        check(
+            inittab,
+            "x0:12345:respawn:/sbin/agetty hvc0 xvc0\n",
+            "x0:12345:respawn:/sbin/agetty ttyS0\n",
+            &["line 1: getty on hvc0 -> ttyS0"],
+        );
     }
 
     #[test]

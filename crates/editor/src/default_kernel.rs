@@ -87,9 +87,17 @@ pub fn legacy_menu(text: &str, image: &str, initrd: Option<&str>, title: &str) -
     let index = match wanted {
         Some(i) => i,
         None => {
-            let Some(model) = secs.get(current).or_else(|| secs.first()) else {
+            // The model must boot a kernel: a section without a `kernel`
+            // line (a chainloader, a broken entry) cannot be copied into
+            // one that boots `image`.
+            let has_kernel = |s: &&Section| s.kernel.is_some();
+            let Some(model) = secs
+                .get(current)
+                .filter(has_kernel)
+                .or_else(|| secs.iter().find(has_kernel))
+            else {
                 edit.warnings.push(format!(
-                    "no menu section to copy for {image}; left the menu as it is"
+                    "no menu section with a kernel line to copy for {image}; left the menu as it is"
                 ));
                 edit.text = out;
                 return edit;
@@ -227,6 +235,17 @@ mod tests {
     use crate::tests::check;
 
     const MENU: &str = "# Modified by YaST2.\ndefault 0\ntimeout 8\n\n###Don't change this comment - YaST2 identifier: Original name: xen###\ntitle Xen -- SLES 11 SP4 - 3.0.101-63\n    root (hd0,1)\n    kernel /boot/vmlinuz-3.0.101-63-xen root=/dev/xvda2\n    initrd /boot/initrd-3.0.101-63-xen\n\n###Don't change this comment - YaST2 identifier: Original name: linux###\ntitle SLES 11 SP4 - 3.0.101-63\n    root (hd0,1)\n    kernel (hd0,1)/boot/vmlinuz-3.0.101-63-default root=/dev/xvda2\n    initrd /boot/initrd-3.0.101-63-default\n";
+
+    /// Found by the property tests: a default section without a `kernel`
+    /// line was copied (and copied again on every run).
+    #[test]
+    fn never_copies_a_section_without_a_kernel() {
+        let menu = "default 0\ntitle chainload\n    chainloader +1\n";
+        let e = legacy_menu(menu, "vmlinuz-6.1", None, "Linux 6.1");
+        assert_eq!(e.text, menu);
+        assert!(e.changes.is_empty());
+        assert_eq!(e.warnings.len(), 1, "{:?}", e.warnings);
+    }
 
     #[test]
     fn picks_the_existing_section() {

@@ -126,12 +126,14 @@ pub fn remap_mdadm_conf(text: &str) -> Edit {
         if is_comment(line) {
             return None;
         }
-        if line.trim_start().starts_with("DEVICE") && line.contains("/dev/xvd") {
+        let (mut new, pairs, mut unknown) = remap_in(line);
+        if line.trim_start().starts_with("DEVICE") && new.contains("/dev/xvd") {
+            // Globs (`/dev/xvd*`) name the Xen disks as a family.
+            new = new.replace("/dev/xvd", "/dev/vd");
+            unknown.clear();
             edit.changes
                 .push(format!("line {n}: DEVICE names xvd devices; now vd"));
-            return Some(line.replace("/dev/xvd", "/dev/vd"));
         }
-        let (new, pairs, unknown) = remap_in(line);
         for u in unknown {
             edit.warnings.push(format!(
                 "line {n}: left {u} as it is (not a Xen disk name xen2kvm knows)"
@@ -140,7 +142,7 @@ pub fn remap_mdadm_conf(text: &str) -> Edit {
         for (old, to) in &pairs {
             edit.changes.push(format!("line {n}: {old} -> {to}"));
         }
-        (!pairs.is_empty()).then_some(new)
+        (new != line).then_some(new)
     });
     edit.text = new;
     edit
@@ -262,6 +264,21 @@ mod tests {
                 "line 1: DEVICE names xvd devices; now vd",
                 "line 2: /dev/xvda1 -> /dev/vda1",
                 "line 2: /dev/xvdb1 -> /dev/vdb1",
+            ],
+        );
+    }
+
+    /// Found by the property tests: a DEVICE line with a glob and a by-path
+    /// name took two runs to convert.
+    #[test]
+    fn mdadm_device_line_with_a_glob_and_a_path() {
+        check(
+            remap_mdadm_conf,
+            "DEVICE /dev/xvd* /dev/disk/by-path/xen-vbd-51712-part2\n",
+            "DEVICE /dev/vd* /dev/vda2\n",
+            &[
+                "line 1: DEVICE names xvd devices; now vd",
+                "line 1: /dev/disk/by-path/xen-vbd-51712-part2 -> /dev/vda2",
             ],
         );
     }

@@ -95,6 +95,11 @@ fn element_of(start: &BytesStart<'_>, pos: u64) -> Result<Element, ParseError> {
     })
 }
 
+/// How deep elements may nest. A libvirt domain is about 6 levels deep; the
+/// tree is written and dropped recursively, so an input nested 100,000 deep
+/// (it fits in 1 MiB) would overflow the stack: refused, with a message.
+pub const MAX_DEPTH: usize = 64;
+
 /// Parses a whole document.
 pub fn parse(text: &str) -> Result<Document, ParseError> {
     let mut reader = Reader::from_str(text);
@@ -126,6 +131,11 @@ pub fn parse(text: &str) -> Result<Document, ParseError> {
             Event::Start(s) => {
                 if root.is_some() {
                     return Err(perr(format!("second root element at byte {pos}")));
+                }
+                if stack.len() >= MAX_DEPTH {
+                    return Err(perr(format!(
+                        "elements nested more than {MAX_DEPTH} deep at byte {pos}: not a domain config"
+                    )));
                 }
                 stack.push(element_of(&s, pos)?);
                 continue;

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Imitates: the same Debian 12 guest configured correctly for KVM (the
-# control): /dev/vda1, console=ttyS0 (GRUB on serial too), device.map
-# (hd0) /dev/vda, an initrd with virtio_blk/virtio_pci/virtio_net, ttyS0 in
-# securetty, no Xen console getty.
+# control): /dev/vda1, console=ttyS0 for the kernel, device.map (hd0)
+# /dev/vda, an initrd with virtio_blk/virtio_pci/virtio_net, ttyS0 in
+# securetty, no Xen console getty. GRUB keeps Debian's default settings (no
+# GRUB_TERMINAL: its graphical terminal, silent on the serial port), as most
+# KVM guests have: boot-check must judge it by the kernel's console.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../common/debian12.sh"
 
@@ -16,9 +18,7 @@ cat > "$ov/etc/fstab" <<'FSTAB'
 # <file system> <mount point>   <type>  <options>       <dump>  <pass>
 /dev/vda1       /               ext4    errors=remount-ro 0     1
 FSTAB
-default_grub "root=/dev/vda1 console=tty0 console=ttyS0,115200" \
-    'GRUB_TERMINAL="console serial"
-GRUB_SERIAL_COMMAND="serial --unit=0 --speed=115200"' > "$ov/etc/default/grub"
+default_grub "root=/dev/vda1 console=tty0 console=ttyS0,115200" "" > "$ov/etc/default/grub"
 printf '(hd0)\t/dev/vda\n' > "$ov/boot/grub/device.map"
 printf 'console\ntty1\ntty2\ntty3\ntty4\ntty5\ntty6\nttyS0\n' > "$ov/etc/securetty"
 

@@ -2,6 +2,9 @@
 //!
 //! The image is attached with `snapshot=on`: every guest write goes to a
 //! temporary overlay that QEMU throws away, so the image is never written.
+//! The machine has the devices a KVM domain has (virtio disk and NIC, a
+//! standard VGA adapter with no display), with the firmware's and GRUB's
+//! BIOS console mirrored on the serial port, which is what is judged.
 //! The console is a log file that is read as it grows.
 
 use std::fs;
@@ -80,6 +83,11 @@ impl Boot<'_> {
             // Firmware and GRUB's BIOS console go to the serial port too.
             "-machine".into(),
             "pc,graphics=off".into(),
+            // The video adapter a KVM domain has: without one, GRUB's
+            // default graphical terminal (Debian's gfxterm) stops after
+            // "Welcome to GRUB!" and a guest that boots on KVM looks dead.
+            "-device".into(),
+            "VGA".into(),
             "-accel".into(),
             self.accel.name().into(),
             "-m".into(),

@@ -5,7 +5,7 @@
 
 use std::io;
 
-use xen2kvm_inspector::facts::{Avail, Facts, Kernel};
+use xen2kvm_inspector::facts::{Facts, Kernel};
 use xen2kvm_vfs::{GuestFs, GuestPath};
 
 use crate::model::{Blocker, Change, FileEdit, Plan, PlannedStep, Step};
@@ -190,34 +190,4 @@ impl<'a> Planner<'a> {
             what,
         });
     }
-}
-
-/// The drivers of [`crate::initrd_conf::VIRTIO_DRIVERS`] that `kernel` has
-/// as modules (built-in ones need no initrd), and those the new initrd must
-/// be checked for.
-pub(crate) fn initrd_drivers(kernel: &Kernel) -> (Vec<String>, Vec<String>) {
-    let avail = |name: &str| {
-        kernel
-            .virtio
-            .iter()
-            .find(|(d, _)| *d == name)
-            .map(|(_, a)| a.clone())
-    };
-    let mut add = Vec::new();
-    let mut require = Vec::new();
-    for d in crate::initrd_conf::VIRTIO_DRIVERS {
-        match avail(d) {
-            Some(Avail::Module(_)) => {
-                add.push((*d).to_owned());
-                if *d == "virtio_blk" || *d == "virtio_pci" {
-                    require.push((*d).to_owned());
-                }
-            }
-            Some(Avail::Builtin) | Some(Avail::Missing) => {}
-            // Not among the drivers inspection looks for (virtio_balloon):
-            // asked for, not required.
-            None => add.push((*d).to_owned()),
-        }
-    }
-    (add, require)
 }

@@ -6,14 +6,14 @@
 
 use std::io;
 
-use xen2kvm_inspector::facts::{self, path, BootloaderKind, InitrdTool};
+use xen2kvm_inspector::facts::{self, path, Avail, BootloaderKind, InitrdTool, Kernel};
 use xen2kvm_inspector::xen::{self, XenismKind};
 use xen2kvm_vfs::{GuestFs, GuestPath};
 
 use crate::apply::grubenv_of;
 use crate::initrd_conf::{self, DRACUT_CONF};
 use crate::model::{Grub2DefaultMethod, Plan, Step};
-use crate::planner::{initrd_drivers, Ctx, Planner};
+use crate::planner::{Ctx, Planner};
 use crate::{cmdline, consoles, default_kernel, devices};
 
 /// The rules whose file changes call for a new initrd.
@@ -530,4 +530,34 @@ fn default_kernel_rule(ctx: &Ctx<'_>, p_: &mut Planner<'_>) -> io::Result<()> {
         });
     }
     Ok(())
+}
+
+/// The drivers of [`crate::initrd_conf::VIRTIO_DRIVERS`] that `kernel` has
+/// as modules (built-in ones need no initrd), and those the new initrd must
+/// be checked for.
+fn initrd_drivers(kernel: &Kernel) -> (Vec<String>, Vec<String>) {
+    let avail = |name: &str| {
+        kernel
+            .virtio
+            .iter()
+            .find(|(d, _)| *d == name)
+            .map(|(_, a)| a.clone())
+    };
+    let mut add = Vec::new();
+    let mut require = Vec::new();
+    for d in crate::initrd_conf::VIRTIO_DRIVERS {
+        match avail(d) {
+            Some(Avail::Module(_)) => {
+                add.push((*d).to_owned());
+                if *d == "virtio_blk" || *d == "virtio_pci" {
+                    require.push((*d).to_owned());
+                }
+            }
+            Some(Avail::Builtin) | Some(Avail::Missing) => {}
+            // Not among the drivers inspection looks for (virtio_balloon):
+            // asked for, not required.
+            None => add.push((*d).to_owned()),
+        }
+    }
+    (add, require)
 }

@@ -3,8 +3,11 @@
 //!
 //! GRUB legacy is edited here (`default N`, and a section for the kernel
 //! when the menu has none). GRUB 2's menu is generated, so its default is set
-//! after `grub-mkconfig` from the new `grub.cfg` (see [`crate::steps`]): in
-//! `grubenv` when `GRUB_DEFAULT=saved`, else in `GRUB_DEFAULT`.
+//! after `grub-mkconfig` from the new `grub.cfg` (`Step::Grub2Default`,
+//! decided at plan time): in `grubenv` when `GRUB_DEFAULT=saved`, else in
+//! `GRUB_DEFAULT`. And so that the next kernel update keeps it that way,
+//! RHEL's `DEFAULTKERNEL` names the chosen kernel's package, not
+//! `kernel-xen` ([`sysconfig_defaultkernel`]).
 
 use crate::text::{edit_lines, ending_of, is_comment, Assign};
 use crate::Edit;
@@ -229,12 +232,46 @@ pub fn default_grub_default(text: &str, value: &str) -> Edit {
     edit
 }
 
+/// RHEL's `/etc/sysconfig/kernel`: `DEFAULTKERNEL=kernel-xen` (the next
+/// kernel update would become the default entry, on Xen's kernel) becomes
+/// `DEFAULTKERNEL=package`; every other line is kept.
+pub fn sysconfig_defaultkernel(text: &str, package: &str) -> Edit {
+    let mut edit = Edit::default();
+    edit.text = edit_lines(text, |n, line| {
+        if is_comment(line) {
+            return None;
+        }
+        let a = Assign::parse(line)?;
+        if a.key != "DEFAULTKERNEL" || !xen2kvm_inspector::xen::is_xen_kernel_package(a.value) {
+            return None;
+        }
+        edit.changes
+            .push(format!("line {n}: DEFAULTKERNEL: {} -> {package}", a.value));
+        Some(a.with_value(package))
+    });
+    edit
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::tests::check;
 
     const MENU: &str = "# Modified by YaST2.\ndefault 0\ntimeout 8\n\n###Don't change this comment - YaST2 identifier: Original name: xen###\ntitle Xen -- SLES 11 SP4 - 3.0.101-63\n    root (hd0,1)\n    kernel /boot/vmlinuz-3.0.101-63-xen root=/dev/xvda2\n    initrd /boot/initrd-3.0.101-63-xen\n\n###Don't change this comment - YaST2 identifier: Original name: linux###\ntitle SLES 11 SP4 - 3.0.101-63\n    root (hd0,1)\n    kernel (hd0,1)/boot/vmlinuz-3.0.101-63-default root=/dev/xvda2\n    initrd /boot/initrd-3.0.101-63-default\n";
+
+    #[test]
+    fn rhel_defaultkernel_leaves_kernel_xen() {
+        check(
+            |t| sysconfig_defaultkernel(t, "kernel"),
+            "# UPDATEDEFAULT specifies if new-kernel-pkg should make\nUPDATEDEFAULT=yes\nDEFAULTKERNEL=kernel-xen\n",
+            "# UPDATEDEFAULT specifies if new-kernel-pkg should make\nUPDATEDEFAULT=yes\nDEFAULTKERNEL=kernel\n",
+            &["line 3: DEFAULTKERNEL: kernel-xen -> kernel"],
+        );
+        crate::tests::check_noop(
+            |t| sysconfig_defaultkernel(t, "kernel"),
+            "DEFAULTKERNEL=kernel-PAE\n",
+        );
+    }
 
     /// Found by the property tests: a default section without a `kernel`
     /// line was copied (and copied again on every run).

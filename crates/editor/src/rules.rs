@@ -68,7 +68,7 @@ pub static RULES: &[Rule] = &[
     },
     Rule {
         name: "default-kernel",
-        summary: "make the chosen kernel (not Xen-only, with virtio, newest) the default boot entry",
+        summary: "make the chosen kernel (not Xen-only, with virtio, newest) the default boot entry, and RHEL's DEFAULTKERNEL its package (not kernel-xen)",
         plan: default_kernel_rule,
     },
 ];
@@ -463,6 +463,15 @@ fn default_kernel_rule(ctx: &Ctx<'_>, p_: &mut Planner<'_>) -> io::Result<()> {
     let Some(k) = ctx.kernel() else {
         return Ok(());
     };
+    // RHEL: the next kernel update must not make kernel-xen the default.
+    let package = if k.version.ends_with("PAE") {
+        "kernel-PAE"
+    } else {
+        "kernel"
+    };
+    p_.edit(&lit(xen::SYSCONFIG_KERNEL), |t| {
+        default_kernel::sysconfig_defaultkernel(t, package)
+    })?;
     let image = k.image.file_name().unwrap_or_default().to_owned();
     let bl = &ctx.facts.bootloader;
     let current = bl

@@ -91,6 +91,7 @@ fn line() -> impl Strategy<Value = String> {
         words
             .clone()
             .prop_map(|w| format!("DOMU_INITRD_MODULES=\"{w}\"")),
+        Just("DEFAULTKERNEL=kernel-xen".to_owned()),
         words
             .clone()
             .prop_map(|w| format!("DEFAULT_APPEND=\"{w}\"")),
@@ -220,6 +221,11 @@ proptest! {
             |s| default_kernel::legacy_menu(s, "vmlinuz-3.0.101-63-default", Some("initrd-3.0.101-63-default"), "SLES 11 - 3.0.101-63-default"),
             &t,
             Adds::SectionAtEnd,
+        )?;
+        check(
+            "default_kernel::sysconfig_defaultkernel",
+            |s| default_kernel::sysconfig_defaultkernel(s, "kernel"),
+            &t,
         )?;
         check(
             "default_kernel::default_grub_default",

@@ -693,14 +693,15 @@ fn scan_files(fs: &dyn GuestFs, out: &mut Vec<Xenism>) -> io::Result<()> {
             text: format!("{name} -> {}", target.unwrap_or_default()),
         });
     }
-    scan(fs, xen::SYSCONFIG_KERNEL, out, |l| {
-        one(
-            InitrdDriver,
-            matches!(
-                assign_key(l),
-                Some("INITRD_MODULES" | "DOMU_INITRD_MODULES")
-            ) && xen::names_driver(l),
-        )
+    scan(fs, xen::SYSCONFIG_KERNEL, out, |l| match assign_key(l) {
+        Some("INITRD_MODULES" | "DOMU_INITRD_MODULES") => one(InitrdDriver, xen::names_driver(l)),
+        Some("DEFAULTKERNEL") => one(
+            KernelPolicy,
+            l.split_once('=').is_some_and(|(_, v)| {
+                xen::is_xen_kernel_package(v.trim().trim_matches(['"', '\'']))
+            }),
+        ),
+        _ => Vec::new(),
     })?;
     let mut dracut = vec![path(xen::DRACUT_CONF)?];
     dracut.extend(conf_files(fs, xen::DRACUT_CONF_D)?);

@@ -23,6 +23,9 @@ pub enum XenismKind {
     GettyLink,
     /// A modprobe alias that names a Xen driver.
     ModprobeAlias,
+    /// A setting that makes the next kernel update boot a Xen kernel again
+    /// (RHEL's `DEFAULTKERNEL=kernel-xen`).
+    KernelPolicy,
 }
 
 impl XenismKind {
@@ -35,6 +38,7 @@ impl XenismKind {
             XenismKind::XenOnlyKernel => "xen-only-kernel",
             XenismKind::GettyLink => "getty-link",
             XenismKind::ModprobeAlias => "modprobe-alias",
+            XenismKind::KernelPolicy => "kernel-policy",
         }
     }
 }
@@ -179,8 +183,16 @@ pub const GETTY_DIRS: &[&str] = &[
     "/etc/systemd/system/multi-user.target.wants",
 ];
 
-/// SUSE's `INITRD_MODULES` and `DOMU_INITRD_MODULES`.
+/// SUSE's `INITRD_MODULES` and `DOMU_INITRD_MODULES`; RHEL's
+/// `DEFAULTKERNEL` (the package whose updates become the default entry).
 pub const SYSCONFIG_KERNEL: &str = "/etc/sysconfig/kernel";
+
+/// Whether a kernel package name is a Xen-only flavor (`kernel-xen`,
+/// `kernel-xenU`): as RHEL's `DEFAULTKERNEL`, the next kernel update makes
+/// it the default boot entry again.
+pub fn is_xen_kernel_package(name: &str) -> bool {
+    matches!(name, "kernel-xen" | "kernel-xenU")
+}
 
 /// dracut's main configuration; `*.conf` files of [`DRACUT_CONF_D`] too.
 pub const DRACUT_CONF: &str = "/etc/dracut.conf";
@@ -259,6 +271,7 @@ mod tests {
             XenismKind::XenOnlyKernel,
             XenismKind::GettyLink,
             XenismKind::ModprobeAlias,
+            XenismKind::KernelPolicy,
         ];
         let mut names: Vec<&str> = all.iter().map(|k| k.as_str()).collect();
         names.sort();

@@ -39,6 +39,26 @@ pub struct Options<'a> {
     pub probe_format: &'a dyn Fn(&str) -> Option<String>,
 }
 
+impl<'a> Options<'a> {
+    /// The options of a plain conversion: the host's QEMU and an image
+    /// format probe, nothing renamed, mapped or forced.
+    pub fn new(
+        emulator: impl Into<String>,
+        probe_format: &'a dyn Fn(&str) -> Option<String>,
+    ) -> Self {
+        Options {
+            name: None,
+            arch: None,
+            emulator: emulator.into(),
+            nets: Vec::new(),
+            disks: Vec::new(),
+            keep_direct_boot: false,
+            force: false,
+            probe_format,
+        }
+    }
+}
+
 /// One `--bridge`/`--network` mapping.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NetMap {

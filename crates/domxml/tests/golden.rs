@@ -20,16 +20,7 @@ fn no_probe(_: &str) -> Option<String> {
 }
 
 fn options_from(input: &str) -> Options<'static> {
-    let mut o = Options {
-        name: None,
-        arch: None,
-        emulator: EMULATOR.to_owned(),
-        nets: Vec::new(),
-        disks: Vec::new(),
-        keep_direct_boot: false,
-        force: false,
-        probe_format: &no_probe,
-    };
+    let mut o = Options::new(EMULATOR, &no_probe);
     let Some(args) = input
         .lines()
         .next()

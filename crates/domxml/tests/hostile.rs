@@ -10,16 +10,7 @@ fn no_probe(_: &str) -> Option<String> {
 }
 
 fn opts() -> Options<'static> {
-    Options {
-        name: None,
-        arch: None,
-        emulator: "/usr/bin/qemu-system-x86_64".into(),
-        nets: Vec::new(),
-        disks: Vec::new(),
-        keep_direct_boot: false,
-        force: false,
-        probe_format: &no_probe,
-    }
+    Options::new("/usr/bin/qemu-system-x86_64", &no_probe)
 }
 
 /// Runs `f`, failing when it takes longer than `limit` (a sanity bound far

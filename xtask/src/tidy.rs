@@ -24,6 +24,7 @@ const PURE: &[&str] = &[
     "xen2kvm-vfs",
     "xen2kvm-inspector",
     "xen2kvm-editor",
+    "xen2kvm-journal",
     "xen2kvm-bootcheck",
     "xen2kvm-domxml",
 ];

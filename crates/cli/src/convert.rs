@@ -16,7 +16,10 @@ use serde::Serialize;
 use xen2kvm_editor::{self as editor, Change, Ctx, Plan, Runner, RULES};
 use xen2kvm_inspector::facts::{self, Facts, Verdict};
 use xen2kvm_inspector::{Guest, OpenOptions};
+use xen2kvm_journal as journal;
 
+use crate::interrupt::{self, Policy};
+use crate::lock::{Access, Locks};
 use crate::Exit;
 
 #[derive(Debug, clap::Args)]
@@ -43,6 +46,11 @@ pub(crate) struct Args {
     /// and every command that would run.
     #[arg(long, conflicts_with_all = ["in_place", "output"])]
     dry_run: bool,
+    /// In place, on a guest left with an unfinished conversion (its journal
+    /// in /var/lib/xen2kvm): restore it from the journal first, then
+    /// convert it again.
+    #[arg(long, requires = "in_place")]
+    resume: bool,
     /// Which root filesystem to convert when the disks hold several.
     #[arg(long, value_name = "DEV")]
     root: Option<String>,
@@ -78,6 +86,7 @@ struct GuestRunner<'a>(&'a Guest);
 
 impl Runner for GuestRunner<'_> {
     fn run(&self, argv: &[String]) -> io::Result<String> {
+        interrupt::fault(&format!("run:{}", argv.first().map_or("", String::as_str)));
         let args: Vec<&str> = argv.iter().map(String::as_str).collect();
         self.0
             .run(&args)
@@ -89,6 +98,33 @@ impl Runner for GuestRunner<'_> {
             .ensure_uuid_links()
             .map_err(|e| io::Error::other(e.to_string()))
     }
+
+    fn interrupted(&self) -> bool {
+        interrupt::requested()
+    }
+}
+
+/// The start of the guest's boot disk, for the journal.
+pub(crate) struct GuestDisk<'a>(pub(crate) &'a Guest);
+
+impl journal::BootArea for GuestDisk<'_> {
+    fn read(&self, len: usize) -> io::Result<Vec<u8>> {
+        self.0.read_boot_area(len).map_err(io::Error::from)
+    }
+
+    fn write(&self, bytes: &[u8]) -> io::Result<()> {
+        self.0.write_boot_area(bytes).map_err(io::Error::from)
+    }
+}
+
+/// The refusal for a guest left between Xen and KVM.
+pub(crate) fn unfinished_message(disks: &[PathBuf], dir: &str) -> String {
+    let names: Vec<String> = disks.iter().map(|d| d.display().to_string()).collect();
+    format!(
+        "{} holds an unfinished in-place conversion (its journal {dir} is in the guest): the guest may boot neither on Xen nor on KVM. Run `xen2kvm revert {}` to put it back as it was, or `xen2kvm convert --in-place --resume` to put it back and convert it again",
+        names.join(" "),
+        names.join(" ")
+    )
 }
 
 /// `--skip`'s parser: a rule of the table.
@@ -129,6 +165,19 @@ pub(crate) fn run(args: Args) -> Result<Exit> {
         (None, false, true) => Mode::DryRun,
         _ => bail!("say where the result goes: -o OUT (a converted copy), --in-place, or --dry-run (change nothing)"),
     };
+    let mut locks = Locks::default();
+    let access = match mode {
+        Mode::InPlace => Access::Write,
+        _ => Access::Read,
+    };
+    for d in &args.disks {
+        locks.take(d, access, &format!("convert ({})", mode.name()))?;
+    }
+    if let Mode::Copy { outputs } = &mode {
+        for o in outputs {
+            locks.take(o, Access::Write, "convert -o")?;
+        }
+    }
     let input_format = crate::image::common_format(&args.disks)?;
     let total = Instant::now();
     let mut times = Times::default();
@@ -145,7 +194,12 @@ pub(crate) fn run(args: Args) -> Result<Exit> {
                     &args,
                     &format!("copying {} to {}", src.display(), out.display()),
                 );
-                crate::image::copy(src, &input_format, &partial, &args.format)?;
+                interrupt::fault("copy");
+                let copied = crate::image::copy(src, &input_format, &partial, &args.format);
+                if interrupt::requested() {
+                    return Ok(interrupted_early(&args, &mode, "copying the disk"));
+                }
+                copied?;
             }
             times.copy = t.elapsed();
             (partials.0.clone(), args.format.clone())
@@ -155,22 +209,46 @@ pub(crate) fn run(args: Args) -> Result<Exit> {
 
     progress(&args, "launching the appliance");
     let t = Instant::now();
-    let guest = Guest::open(
+    let opened = Guest::open(
         &disks,
         &OpenOptions {
             readonly: matches!(mode, Mode::DryRun),
             format: Some(format),
             root: args.root.clone(),
         },
-    )?;
+    );
+    if interrupt::requested() {
+        return Ok(interrupted_early(&args, &mode, "launching the appliance"));
+    }
+    let guest = opened?;
+    let _appliance = guest.pid().map(interrupt::child);
     times.appliance = t.elapsed();
+
+    // A guest left half-converted is put back first, or not touched.
+    let mut resumed = Vec::new();
+    if let Some(dir) = journal::unfinished(&guest).context("reading the guest's journals")? {
+        if !args.resume {
+            guest.close()?;
+            bail!("{}", unfinished_message(&args.disks, dir.as_str()));
+        }
+        interrupt::set_policy(Policy::SafePoint);
+        progress(
+            &args,
+            &format!("restoring the guest from the unfinished journal {dir}"),
+        );
+        let r = journal::revert(&guest, Some(&GuestDisk(&guest)))
+            .context("restoring the guest from its unfinished journal (--resume)")?;
+        resumed = r.restored;
+        interrupt::set_policy(Policy::Abort);
+    }
 
     let t = Instant::now();
     let f = guest.facts()?;
     let boot_disk = guest.boot_disk()?;
     times.inspect = t.elapsed();
 
-    let mut report = Report::new(&args, &mode, &f, &guest.root().device);
+    let mut report = Report::new(&args, &mode, Some(&f), &guest.root().device);
+    report.resumed = resumed;
     if let Some(Verdict::Blocked { reason, remedy }) = facts::blocked(&f) {
         guest.close()?;
         report.result = "blocked";
@@ -208,6 +286,28 @@ pub(crate) fn run(args: Args) -> Result<Exit> {
         return Ok(Exit::Ok);
     }
 
+    // In place: everything the plan may change is saved in the guest
+    // first; from here on a signal stops at the next safe point and the
+    // guest is rolled back.
+    let journal = if matches!(mode, Mode::InPlace) && !plan.is_empty() {
+        interrupt::set_policy(Policy::SafePoint);
+        if interrupt::requested() {
+            guest.close()?;
+            return Ok(report.interrupted(&args, &times, total.elapsed(), "before any change"));
+        }
+        progress(
+            &args,
+            "saving what the conversion will change (journal in the guest)",
+        );
+        let j = journal::begin(&guest, Some(&GuestDisk(&guest)), &plan.journal_scope())
+            .context("starting the conversion")?;
+        report.journal = Some(j.dir().to_string());
+        interrupt::fault("journal");
+        Some(j)
+    } else {
+        None
+    };
+
     progress(
         &args,
         &format!(
@@ -217,45 +317,65 @@ pub(crate) fn run(args: Args) -> Result<Exit> {
         ),
     );
     let result = editor::apply(&guest, &GuestRunner(&guest), &plan);
-    let applied = match result {
-        Ok(a) => a,
+    let failure = match result {
+        Ok(a) => {
+            report.add_applied(&a, &mut times);
+            if interrupt::requested() {
+                Some("after the last step".to_owned())
+            } else {
+                // The promise, checked in the same appliance: what inspect
+                // would report as a Xen-ism is gone, and converting again
+                // would do nothing.
+                let t = Instant::now();
+                let residue = residue(&guest, &ctx).context("inspecting the converted guest")?;
+                times.inspect += t.elapsed();
+                if residue.is_empty() {
+                    None
+                } else {
+                    report.residue = residue;
+                    Some("after the conversion the guest still has Xen settings or work left (listed under \"residue\")".to_owned())
+                }
+            }
+        }
         Err(e) => {
             report.add_applied(&e.applied, &mut times);
-            let closed = guest.close();
-            report.result = "failed";
-            report.error = Some(match (&mode, closed) {
-                (Mode::Copy { .. }, _) => format!(
-                    "{} (the partial output was deleted; the source was not changed)",
-                    e.error
-                ),
-                (_, Err(c)) => format!("{}; closing the disk also failed: {c}", e.error),
-                _ => format!(
-                    "{} (in place: the steps listed under \"done\" were written to the disk)",
-                    e.error
-                ),
-            });
-            report.finish(&args, &times, total.elapsed());
-            return Ok(Exit::Failed);
+            Some(e.error.to_string())
         }
     };
-    report.add_applied(&applied, &mut times);
-
-    // The promise, checked in the same appliance: what inspect would report
-    // as a Xen-ism is gone, and converting again would do nothing.
-    let t = Instant::now();
-    let residue = residue(&guest, &ctx).context("inspecting the converted guest")?;
-    times.inspect += t.elapsed();
-    if !residue.is_empty() {
-        let closed = guest.close();
-        report.residue = residue;
-        report.result = "failed";
-        report.error = Some(match (&mode, closed) {
-            (Mode::Copy { .. }, _) => "after the conversion the guest still has Xen settings or work left (listed under \"residue\"); the partial output was deleted, the source was not changed".to_owned(),
-            (_, Err(c)) => format!("after the conversion the guest still has Xen settings or work left (listed under \"residue\"); closing the disk also failed: {c}"),
-            _ => "after the conversion the guest still has Xen settings or work left (listed under \"residue\"); in place: the steps listed under \"done\" were written to the disk".to_owned(),
+    if let Some(error) = failure {
+        // Undo what was done, from the journal, in the same appliance.
+        let rolled = journal.as_ref().map(|j| {
+            progress(&args, "rolling back from the journal");
+            journal::rollback(&guest, Some(&GuestDisk(&guest)), j)
         });
+        let closed = guest.close();
+        let what = match (&mode, rolled, closed) {
+            (Mode::Copy { .. }, _, _) => {
+                "the partial output was deleted; the source was not changed".to_owned()
+            }
+            (_, Some(Ok(r)), Ok(())) => {
+                let n = r.restored.len();
+                report.rolled_back = r.restored;
+                report.journal = None;
+                format!("the guest was rolled back from the journal as it was before ({n} item(s) restored)")
+            }
+            (_, Some(Err(e)), _) => format!(
+                "rolling back failed too: {e}; the journal {} stays in the guest: run xen2kvm revert",
+                report.journal.as_deref().unwrap_or("")
+            ),
+            (_, _, Err(c)) => format!("closing the disk failed: {c}; run xen2kvm revert"),
+            (_, None, Ok(())) => "nothing had been written".to_owned(),
+        };
+        if interrupt::requested() {
+            return Ok(report.interrupted(&args, &times, total.elapsed(), &what));
+        }
+        report.result = "failed";
+        report.error = Some(format!("{error} ({what})"));
         report.finish(&args, &times, total.elapsed());
         return Ok(Exit::Failed);
+    }
+    if let Some(j) = &journal {
+        j.finish(&guest).context("marking the journal finished")?;
     }
     guest.close()?;
     if let Mode::Copy { outputs } = &mode {
@@ -273,6 +393,18 @@ pub(crate) fn run(args: Args) -> Result<Exit> {
     };
     report.finish(&args, &times, total.elapsed());
     Ok(Exit::Ok)
+}
+
+/// The report of a run interrupted before the guest was inspected (while
+/// copying or launching): partial outputs are removed by their guard.
+fn interrupted_early(args: &Args, mode: &Mode, during: &str) -> Exit {
+    let mut report = Report::new(args, mode, None, "");
+    report.interrupted(
+        args,
+        &Times::default(),
+        Duration::ZERO,
+        &format!("while {during}; partial outputs were removed, the source was not changed"),
+    )
 }
 
 /// What is left after a conversion, read from the converted guest: every
@@ -429,19 +561,29 @@ struct Report {
     warnings: Vec<JsonChange>,
     done: Vec<String>,
     residue: Vec<String>,
+    /// The in-place journal (guest path) of this conversion, kept after
+    /// success so that `xen2kvm revert` can undo it.
+    journal: Option<String>,
+    /// What the rollback restored, when the conversion failed or was
+    /// interrupted in place.
+    rolled_back: Vec<String>,
+    /// What `--resume` restored from an unfinished journal first.
+    resumed: Vec<String>,
+    /// The signal that interrupted the run.
+    signal: Option<&'static str>,
     seconds: Option<Seconds>,
 }
 
 impl Report {
-    fn new(args: &Args, mode: &Mode, f: &Facts, root: &str) -> Report {
+    fn new(args: &Args, mode: &Mode, f: Option<&Facts>, root: &str) -> Report {
         Report {
             version: 1,
             mode: mode.name(),
             disks: args.disks.iter().map(|d| d.display().to_string()).collect(),
             outputs: Vec::new(),
             root: root.to_owned(),
-            os: f.os.product.clone(),
-            kernel: facts::chosen_kernel(f).map(|k| k.version.clone()),
+            os: f.map(|f| f.os.product.clone()).unwrap_or_default(),
+            kernel: f.and_then(|f| facts::chosen_kernel(f).map(|k| k.version.clone())),
             result: "",
             error: None,
             changes: Vec::new(),
@@ -451,8 +593,26 @@ impl Report {
             warnings: Vec::new(),
             done: Vec::new(),
             residue: Vec::new(),
+            journal: None,
+            rolled_back: Vec::new(),
+            resumed: Vec::new(),
+            signal: None,
             seconds: None,
         }
+    }
+
+    /// Prints the report of an interrupted run; the exit code is
+    /// 128 + the signal, as a shell reports a process a signal stopped.
+    fn interrupted(&mut self, args: &Args, t: &Times, total: Duration, what: &str) -> Exit {
+        let sig = interrupt::signal().unwrap_or(15);
+        self.result = "interrupted";
+        self.signal = Some(interrupt::signal_name(sig));
+        self.error = Some(format!(
+            "interrupted by {}: {what}",
+            interrupt::signal_name(sig)
+        ));
+        self.finish(args, t, total);
+        Exit::Interrupted
     }
 
     fn set_plan(&mut self, plan: &Plan) {
@@ -561,8 +721,24 @@ impl Report {
         for o in &self.outputs {
             println!("output: {o}");
         }
+        if !self.resumed.is_empty() {
+            println!("restored first (--resume):");
+            for r in &self.resumed {
+                println!("  {r}");
+            }
+        }
+        if !self.rolled_back.is_empty() {
+            println!("rolled back:");
+            for r in &self.rolled_back {
+                println!("  {r}");
+            }
+        }
+        if let Some(j) = &self.journal {
+            println!("journal: {j} (in the guest; `xen2kvm revert` undoes this conversion)");
+        }
         match (self.result, &self.error) {
             ("blocked", Some(e)) => println!("result: blocked: {e}"),
+            ("interrupted", Some(e)) => println!("result: interrupted: {e}"),
             ("failed", Some(e)) => println!("result: failed: {e}"),
             (r, _) => println!(
                 "result: {r} ({} change(s), {} command(s))",

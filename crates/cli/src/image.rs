@@ -73,12 +73,20 @@ pub(crate) fn common_format(disks: &[impl AsRef<Path>]) -> Result<String> {
 
 /// Copies `src` (in `src_format`) to a new image `dst` in `format`.
 pub(crate) fn copy(src: &Path, src_format: &str, dst: &Path, format: &str) -> Result<()> {
-    let out = Command::new("qemu-img")
+    use std::os::unix::process::CommandExt;
+    // In its own process group (a Ctrl-C is xen2kvm's to handle), and
+    // registered so that a signal stops it.
+    let child = Command::new("qemu-img")
         .args(["convert", "-f", src_format, "-O", format])
         .arg(src)
         .arg(dst)
-        .output()
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .process_group(0)
+        .spawn()
         .context("running qemu-img (install qemu-utils)")?;
+    let _guard = crate::interrupt::child(child.id());
+    let out = child.wait_with_output().context("waiting for qemu-img")?;
     if !out.status.success() {
         bail!(
             "qemu-img convert {} -> {}: {}",

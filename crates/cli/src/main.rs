@@ -12,6 +12,9 @@ mod convert;
 mod domxml;
 mod image;
 mod inspect;
+mod interrupt;
+mod lock;
+mod revert;
 
 use std::process::ExitCode;
 
@@ -43,6 +46,10 @@ enum Cmd {
     /// copy (-o), in place, or only show what would change (--dry-run).
     /// Exit 0 converted or nothing to do, 1 error, 3 blocked.
     Convert(convert::Args),
+    /// Undo in-place conversions: restore the guest from the journal that
+    /// `convert --in-place` left in it (also an unfinished one, after a
+    /// crash). Exit 0 restored or nothing to restore, 1 error.
+    Revert(revert::Args),
     /// Translate a Xen domain config (libvirt XML, or xl.cfg with --from xl)
     /// into KVM libvirt XML. Exit 0 done, 1 error.
     Domxml(domxml::Args),
@@ -59,6 +66,8 @@ pub(crate) enum Exit {
     Error = 2,
     /// The guest cannot be converted (inspect, convert: blocked).
     Blocked = 3,
+    /// Stopped by a signal, after cleaning up (exits 128 + the signal).
+    Interrupted = 128,
 }
 
 /// How an error exits: boot-check reserves 1 for "did not boot", so its
@@ -66,21 +75,35 @@ pub(crate) enum Exit {
 fn error_exit(cmd: &Cmd) -> Exit {
     match cmd {
         Cmd::BootCheck(_) => Exit::Error,
-        Cmd::Domxml(_) | Cmd::Inspect(_) | Cmd::Convert(_) => Exit::Failed,
+        Cmd::Domxml(_) | Cmd::Inspect(_) | Cmd::Convert(_) | Cmd::Revert(_) => Exit::Failed,
     }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Err(e) = interrupt::install() {
+        eprintln!("xen2kvm: error: {e:#}");
+        return ExitCode::from(Exit::Failed as u8);
+    }
     let on_error = error_exit(&cli.cmd);
     let result = match cli.cmd {
         Cmd::BootCheck(args) => bootcheck::run(args),
         Cmd::Domxml(args) => domxml::run(args),
         Cmd::Inspect(args) => inspect::run(args),
         Cmd::Convert(args) => convert::run(args),
+        Cmd::Revert(args) => revert::run(args),
     };
     match result {
+        Ok(Exit::Interrupted) => {
+            let sig = interrupt::signal().unwrap_or(15);
+            ExitCode::from(128 + u8::try_from(sig).unwrap_or(15))
+        }
         Ok(code) => ExitCode::from(code as u8),
+        Err(err) if interrupt::requested() => {
+            eprintln!("xen2kvm: interrupted: {err:#}");
+            let sig = interrupt::signal().unwrap_or(15);
+            ExitCode::from(128 + u8::try_from(sig).unwrap_or(15))
+        }
         Err(err) => {
             eprintln!("xen2kvm: error: {err:#}");
             ExitCode::from(on_error as u8)

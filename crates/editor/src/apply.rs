@@ -24,6 +24,24 @@ pub trait Runner {
     fn prepare_grub_mkconfig(&self) -> io::Result<()> {
         Ok(())
     }
+
+    /// Whether the run was asked to stop (a signal): checked at every safe
+    /// point (before each file, link and step), where [`apply`] stops with
+    /// an error of kind `Interrupted`.
+    fn interrupted(&self) -> bool {
+        false
+    }
+}
+
+/// The error at a safe point when the runner was interrupted.
+fn check(runner: &dyn Runner, next: &str) -> io::Result<()> {
+    if runner.interrupted() {
+        return Err(io::Error::new(
+            io::ErrorKind::Interrupted,
+            format!("interrupted before {next}"),
+        ));
+    }
+    Ok(())
 }
 
 /// What [`apply`] did.
@@ -82,11 +100,13 @@ fn apply_inner(
     }
     let t = Instant::now();
     for f in &plan.files {
+        check(runner, &format!("writing {}", f.path))?;
         fs.write(&f.path, f.after.as_bytes())
             .map_err(|e| ctx_err(e, &format!("writing {}", f.path)))?;
         out.done.push(format!("wrote {}", f.path));
     }
     for (link, _) in &plan.remove_links {
+        check(runner, &format!("removing {link}"))?;
         fs.remove(link)
             .map_err(|e| ctx_err(e, &format!("removing {link}")))?;
         out.done.push(format!("removed {link}"));
@@ -96,6 +116,7 @@ fn apply_inner(
         runner.prepare_grub_mkconfig()?;
     }
     for s in &plan.steps {
+        check(runner, &format!("[{}] {}", s.rule, s.step.describe()))?;
         let t = Instant::now();
         run_step(fs, runner, s.rule, &s.step, out)?;
         match s.step {
@@ -147,12 +168,14 @@ fn run_step(
                 None => "the previous initrd was not kept".to_owned(),
             };
             run(runner, argv, out)?;
-            let bytes = fs.read(path)?.ok_or_else(|| {
-                io::Error::other(format!(
-                    "{} did not write {path}",
-                    argv.first().map_or("", String::as_str)
-                ))
-            })?;
+            let bytes = fs
+                .read_limited(path, xen2kvm_vfs::MAX_INITRD)?
+                .ok_or_else(|| {
+                    io::Error::other(format!(
+                        "{} did not write {path}",
+                        argv.first().map_or("", String::as_str)
+                    ))
+                })?;
             let names = initrd::list(&bytes)
                 .map_err(|e| io::Error::other(format!("cannot read the new initrd {path}: {e}")))?;
             let missing: Vec<&str> = require

@@ -31,7 +31,7 @@ mod verdict;
 
 pub use apply::{apply, Applied, ApplyError, Runner};
 pub use model::{
-    shell_words, Blocker, Change, FileEdit, Grub2DefaultMethod, Plan, PlannedStep, Step,
+    shell_words, Blocker, Change, FileEdit, Grub2DefaultMethod, Plan, PlannedStep, Step, BOOT_AREA,
 };
 pub use planner::Ctx;
 pub use rules::{is_rule, plan, Rule, RULES};

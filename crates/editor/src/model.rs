@@ -2,7 +2,12 @@
 //! [`Step`]s, every [`Change`] with its rule). Built by the planner, shown by
 //! `--dry-run`, carried out by `apply`; this module knows neither.
 
+use xen2kvm_journal::Scope;
 use xen2kvm_vfs::GuestPath;
+
+/// The bytes at the start of the boot disk saved before GRUB's boot code is
+/// installed: the MBR and the gap after it, where `core.img` goes.
+pub const BOOT_AREA: usize = 1 << 20;
 
 /// One change, and the rule that made it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -237,6 +242,81 @@ impl Plan {
                     }
             )
         })
+    }
+
+    /// What the plan may change, for the in-place journal to save before
+    /// anything is written: every file and link it writes or removes, the
+    /// files its steps write (the initrd and its backup, `grub.cfg`,
+    /// grubenv, update-initramfs' record of the initrd), GRUB's directory
+    /// and the disk's first MiB when the boot code is installed, and `/boot`
+    /// watched (what the tools create there is removed on revert).
+    pub fn journal_scope(&self) -> Scope {
+        let mut scope = Scope::default();
+        let mut add = |p: &GuestPath| scope.paths.push(p.clone());
+        for f in &self.files {
+            add(&f.path);
+        }
+        for (link, _) in &self.remove_links {
+            add(link);
+        }
+        for s in &self.steps {
+            match &s.step {
+                Step::RebuildInitrd {
+                    kernel,
+                    initrd,
+                    argv,
+                    backup,
+                    ..
+                } => {
+                    add(initrd);
+                    if let Some(b) = backup {
+                        add(b);
+                    }
+                    if argv
+                        .first()
+                        .is_some_and(|a| a.ends_with("update-initramfs"))
+                    {
+                        if let Ok(rec) =
+                            GuestPath::new(&format!("/var/lib/initramfs-tools/{kernel}"))
+                        {
+                            add(&rec);
+                        }
+                    }
+                }
+                Step::GrubInstall { argv, pin } => {
+                    for (p, _) in pin {
+                        add(p);
+                    }
+                    let dir = if argv.first().is_some_and(|a| a.contains("grub2")) {
+                        "/boot/grub2"
+                    } else {
+                        "/boot/grub"
+                    };
+                    scope.saved_trees.push(GuestPath::lit(dir));
+                    scope.boot_area = BOOT_AREA;
+                }
+                Step::GrubMkconfig { output, .. } => add(output),
+                Step::Grub2Default { config, method, .. } => {
+                    add(config);
+                    add(&crate::apply::grubenv_of(config));
+                    match method {
+                        Grub2DefaultMethod::Grubenv { env } => add(env),
+                        Grub2DefaultMethod::DefaultGrub { .. } => {
+                            add(&GuestPath::lit("/etc/default/grub"))
+                        }
+                        Grub2DefaultMethod::SetDefault { .. } => {}
+                    }
+                }
+            }
+        }
+        if !self.steps.is_empty() {
+            scope.watched_trees.push(GuestPath::lit("/boot"));
+        }
+        scope.paths.sort();
+        scope.paths.dedup();
+        scope.saved_trees.sort();
+        scope.saved_trees.dedup();
+        scope
     }
 
     /// Unified diffs of every file, then one line per link removal.

@@ -429,8 +429,10 @@ fn kernels(fs: &dyn GuestFs) -> io::Result<Vec<Kernel>> {
         }
         let (mut initrd_virtio_blk, mut initrd_error, mut initrd_hostonly) = (None, None, None);
         if let Some(i) = &initrd {
-            match fs.read(i)? {
-                Some(bytes) => match initrd::list(&bytes) {
+            match fs.read_limited(i, xen2kvm_vfs::MAX_INITRD) {
+                Err(e) => initrd_error = Some(e.to_string()),
+                Ok(None) => initrd_error = Some("unreadable".to_owned()),
+                Ok(Some(bytes)) => match initrd::list(&bytes) {
                     Ok(names) => {
                         initrd_virtio_blk = Some(initrd::has_module(&names, "virtio_blk"));
                         initrd_hostonly = Some(
@@ -441,7 +443,6 @@ fn kernels(fs: &dyn GuestFs) -> io::Result<Vec<Kernel>> {
                     }
                     Err(e) => initrd_error = Some(e),
                 },
-                None => initrd_error = Some("unreadable".to_owned()),
             }
         }
         out.push(Kernel {
@@ -518,7 +519,7 @@ fn scan_lines(
     out: &mut Vec<Xenism>,
     judge: impl Fn(&str) -> Vec<XenismKind>,
 ) -> io::Result<()> {
-    let Some(text) = fs.read(file)? else {
+    let Some(text) = fs.read_limited(file, xen2kvm_vfs::MAX_TEXT)? else {
         return Ok(());
     };
     let text = String::from_utf8_lossy(&text);

@@ -3,8 +3,8 @@
 use std::io;
 use std::path::PathBuf;
 
-use guestfs::{AddDriveOptArgs, Handle, IsDirOptArgs, IsFileOptArgs};
-use xen2kvm_vfs::{GuestFs, GuestPath};
+use guestfs::{AddDriveOptArgs, Handle, IsDirOptArgs};
+use xen2kvm_vfs::{FileKind, GuestFs, GuestPath, Metadata};
 
 use crate::error::{gerr, Error, Result};
 
@@ -59,6 +59,10 @@ impl Guest {
             }
         }
         let g = Handle::create().map_err(gerr("create", ""))?;
+        // The appliance in a process group of its own: a Ctrl-C at the
+        // terminal reaches xen2kvm, which decides how to stop, and not the
+        // appliance in the middle of a write.
+        g.set_pgroup(true).map_err(gerr("set_pgroup", ""))?;
         if let Some(settings) = crate::appliance_env() {
             g.set_backend_settings(&[settings.as_str()])
                 .map_err(gerr("set_backend_settings", ""))?;
@@ -252,6 +256,62 @@ impl Guest {
         Ok(())
     }
 
+    /// The appliance's process id (to stop it when the run is interrupted).
+    pub fn pid(&self) -> Option<u32> {
+        self.g.get_pid().ok().and_then(|p| u32::try_from(p).ok())
+    }
+
+    /// The first `len` bytes of the disk holding the root: the MBR and the
+    /// gap after it, where GRUB's BIOS boot code lives.
+    pub fn read_boot_area(&self, len: usize) -> Result<Vec<u8>> {
+        let (dev, _, _) = self.root_disk()?;
+        let size = self
+            .g
+            .blockdev_getsize64(&dev)
+            .map_err(gerr("blockdev_getsize64", &dev))?;
+        let len = len.min(usize::try_from(size).unwrap_or(len));
+        let mut out = Vec::with_capacity(len);
+        // pread_device returns at most a protocol message's worth at once.
+        while out.len() < len {
+            let chunk = (len - out.len()).min(1 << 20);
+            let part = self
+                .g
+                .pread_device(
+                    &dev,
+                    i32::try_from(chunk).unwrap_or(1 << 20),
+                    out.len() as i64,
+                )
+                .map_err(gerr("pread_device", &dev))?;
+            if part.is_empty() {
+                break;
+            }
+            out.extend_from_slice(&part);
+        }
+        Ok(out)
+    }
+
+    /// Writes `bytes` at the start of the disk holding the root (restoring
+    /// what [`Guest::read_boot_area`] read).
+    pub fn write_boot_area(&self, bytes: &[u8]) -> Result<()> {
+        let (dev, _, _) = self.root_disk()?;
+        let mut done = 0;
+        while done < bytes.len() {
+            let end = (done + (1 << 20)).min(bytes.len());
+            let n = self
+                .g
+                .pwrite_device(&dev, &bytes[done..end], done as i64)
+                .map_err(gerr("pwrite_device", &dev))?;
+            let n = usize::try_from(n).unwrap_or(0);
+            if n == 0 {
+                return Err(Error::Disk(format!(
+                    "{dev}: short write restoring the boot area"
+                )));
+            }
+            done += n;
+        }
+        Ok(())
+    }
+
     /// Unmounts everything and shuts the appliance down, so that every write
     /// is on the disk before this returns.
     pub fn close(self) -> Result<()> {
@@ -400,35 +460,59 @@ fn io_err(e: Error) -> io::Error {
     io::Error::other(e.to_string())
 }
 
+/// The `S_IFMT` kinds of `st_mode`.
+fn kind_of(mode: i64) -> FileKind {
+    match mode & 0o170000 {
+        0o100000 => FileKind::File,
+        0o040000 => FileKind::Dir,
+        0o120000 => FileKind::Symlink,
+        _ => FileKind::Other,
+    }
+}
+
+impl Guest {
+    /// The `stat` (links followed) of `p`, `None` when absent.
+    fn stat_follow(&self, p: &str) -> io::Result<Option<guestfs::StatNS>> {
+        // `exists` follows links: a dangling link is absent.
+        if !self
+            .g
+            .exists(p)
+            .map_err(gerr("exists", p))
+            .map_err(io_err)?
+        {
+            return Ok(None);
+        }
+        self.g
+            .statns(p)
+            .map(Some)
+            .map_err(gerr("statns", p))
+            .map_err(io_err)
+    }
+
+    /// The size of the regular file `p`, `None` when absent, an error
+    /// naming it for anything else.
+    fn regular(&self, p: &str) -> io::Result<Option<u64>> {
+        let Some(st) = self.stat_follow(p)? else {
+            return Ok(None);
+        };
+        match kind_of(st.st_mode) {
+            FileKind::File => Ok(Some(u64::try_from(st.st_size).unwrap_or(0))),
+            FileKind::Dir => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("reading {p}: is a directory, not a regular file"),
+            )),
+            _ => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("reading {p}: is a device node, FIFO or socket, not a regular file"),
+            )),
+        }
+    }
+}
+
 impl GuestFs for Guest {
     fn read(&self, path: &GuestPath) -> io::Result<Option<Vec<u8>>> {
         let p = path.as_str();
-        if !self
-            .g
-            .is_file(
-                p,
-                IsFileOptArgs {
-                    followsymlinks: Some(true),
-                },
-            )
-            .map_err(gerr("is_file", p))
-            .map_err(io_err)?
-        {
-            if self
-                .g
-                .is_dir(
-                    p,
-                    IsDirOptArgs {
-                        followsymlinks: Some(true),
-                    },
-                )
-                .unwrap_or(false)
-            {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    format!("reading {p}: is a directory"),
-                ));
-            }
+        if self.regular(p)?.is_none() {
             return Ok(None);
         }
         self.g
@@ -436,6 +520,77 @@ impl GuestFs for Guest {
             .map(Some)
             .map_err(gerr("read_file", p))
             .map_err(io_err)
+    }
+
+    fn file_size(&self, path: &GuestPath) -> io::Result<Option<u64>> {
+        self.regular(path.as_str())
+    }
+
+    fn metadata(&self, path: &GuestPath) -> io::Result<Option<Metadata>> {
+        let p = path.as_str();
+        if !self.exists(path)? {
+            return Ok(None);
+        }
+        let st = self
+            .g
+            .lstatns(p)
+            .map_err(gerr("lstatns", p))
+            .map_err(io_err)?;
+        let n = |v: i64| u32::try_from(v).unwrap_or(0);
+        Ok(Some(Metadata {
+            kind: kind_of(st.st_mode),
+            size: u64::try_from(st.st_size).unwrap_or(0),
+            mode: n(st.st_mode & 0o7777),
+            uid: n(st.st_uid),
+            gid: n(st.st_gid),
+        }))
+    }
+
+    fn set_metadata(&self, path: &GuestPath, mode: u32, uid: u32, gid: u32) -> io::Result<()> {
+        let p = path.as_str();
+        let i = |v: u32| i32::try_from(v).unwrap_or(0);
+        self.g
+            .chown(i(uid), i(gid), p)
+            .map_err(gerr("chown", p))
+            .map_err(io_err)?;
+        self.g
+            .chmod(i(mode), p)
+            .map_err(gerr("chmod", p))
+            .map_err(io_err)
+    }
+
+    fn sha256(&self, path: &GuestPath) -> io::Result<Option<String>> {
+        let p = path.as_str();
+        if self.regular(p)?.is_none() {
+            return Ok(None);
+        }
+        self.g
+            .checksum("sha256", p)
+            .map(Some)
+            .map_err(gerr("checksum", p))
+            .map_err(io_err)
+    }
+
+    fn mkdir_all(&self, dir: &GuestPath) -> io::Result<()> {
+        self.g
+            .mkdir_p(dir.as_str())
+            .map_err(gerr("mkdir_p", dir.as_str()))
+            .map_err(io_err)
+    }
+
+    fn remove_all(&self, path: &GuestPath) -> io::Result<bool> {
+        if !self.exists(path)? {
+            return Ok(false);
+        }
+        self.g
+            .rm_rf(path.as_str())
+            .map_err(gerr("rm_rf", path.as_str()))
+            .map_err(io_err)?;
+        Ok(true)
+    }
+
+    fn sync(&self) -> io::Result<()> {
+        self.g.sync().map_err(gerr("sync", "")).map_err(io_err)
     }
 
     fn write(&self, path: &GuestPath, content: &[u8]) -> io::Result<()> {

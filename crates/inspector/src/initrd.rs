@@ -75,20 +75,58 @@ fn cpio<'a>(mut data: &'a [u8], names: &mut Vec<String>) -> Result<&'a [u8], Str
     }
 }
 
-fn decompress(data: &[u8]) -> Result<Vec<u8>, String> {
+/// The most an initramfs may decompress to: real ones are tens to a few
+/// hundred MB; a guest's "initrd" that inflates past this (a decompression
+/// bomb) is refused rather than allowed to exhaust the host's memory.
+pub const MAX_UNPACKED: u64 = 1 << 30;
+
+/// A `Write` into a `Vec` that refuses to grow past [`MAX_UNPACKED`].
+struct Capped(Vec<u8>);
+
+impl std::io::Write for Capped {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.0.len() as u64 + buf.len() as u64 > MAX_UNPACKED {
+            return Err(std::io::Error::other(too_big()));
+        }
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn too_big() -> String {
+    format!(
+        "decompresses to more than {} MiB (not an initramfs xen2kvm reads)",
+        MAX_UNPACKED >> 20
+    )
+}
+
+fn read_capped(r: impl Read, what: &str) -> Result<Vec<u8>, String> {
     let mut out = Vec::new();
+    r.take(MAX_UNPACKED + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| format!("{what}: {e}"))?;
+    if out.len() as u64 > MAX_UNPACKED {
+        return Err(too_big());
+    }
+    Ok(out)
+}
+
+fn decompress(data: &[u8]) -> Result<Vec<u8>, String> {
+    let out;
     if data.starts_with(&[0x1f, 0x8b]) {
-        flate2::read::MultiGzDecoder::new(data)
-            .read_to_end(&mut out)
-            .map_err(|e| format!("gzip: {e}"))?;
+        out = read_capped(flate2::read::MultiGzDecoder::new(data), "gzip")?;
     } else if data.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
-        lzma_rs::xz_decompress(&mut std::io::BufReader::new(data), &mut out)
+        let mut w = Capped(Vec::new());
+        lzma_rs::xz_decompress(&mut std::io::BufReader::new(data), &mut w)
             .map_err(|e| format!("xz: {e:?}"))?;
+        out = w.0;
     } else if data.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        let mut dec =
+        let dec =
             ruzstd::decoding::StreamingDecoder::new(data).map_err(|e| format!("zstd: {e}"))?;
-        dec.read_to_end(&mut out)
-            .map_err(|e| format!("zstd: {e}"))?;
+        out = read_capped(dec, "zstd")?;
     } else {
         let kind = match data {
             [0x02, 0x21, 0x4c, 0x18, ..] | [0x04, 0x22, 0x4d, 0x18, ..] => "lz4",

@@ -11,7 +11,7 @@ use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use crate::{GuestFs, GuestPath};
+use crate::{FileKind, GuestFs, GuestPath, Metadata};
 
 /// How many symlinks one lookup may traverse, as Linux's `MAXSYMLINKS`.
 const MAX_LINKS: usize = 40;
@@ -97,19 +97,116 @@ fn with_path<'a>(path: &'a GuestPath, op: &str) -> impl FnOnce(io::Error) -> io:
     move |e| io::Error::new(e.kind(), format!("{op} {path}: {e}"))
 }
 
+/// The metadata of the regular file `host` (the guest's `path`), `None`
+/// when absent; anything else is an error naming the guest path.
+fn regular(host: &Path, path: &GuestPath) -> io::Result<Option<fs::Metadata>> {
+    match absent_is_none(fs::metadata(host)).map_err(with_path(path, "reading"))? {
+        None => Ok(None),
+        Some(m) if m.is_file() => Ok(Some(m)),
+        Some(m) => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "reading {path}: is {}, not a regular file",
+                if m.is_dir() {
+                    "a directory"
+                } else {
+                    "a device node, FIFO or socket"
+                }
+            ),
+        )),
+    }
+}
+
 impl GuestFs for DirFs {
     fn read(&self, path: &GuestPath) -> io::Result<Option<Vec<u8>>> {
         let host = self.resolve(path, true)?;
-        match fs::metadata(&host) {
-            Ok(m) if m.is_dir() => {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    format!("reading {path}: is a directory"),
-                ))
-            }
-            _ => {}
+        if regular(&host, path)?.is_none() {
+            return Ok(None);
         }
         absent_is_none(fs::read(host)).map_err(with_path(path, "reading"))
+    }
+
+    fn file_size(&self, path: &GuestPath) -> io::Result<Option<u64>> {
+        let host = self.resolve(path, true)?;
+        Ok(regular(&host, path)?.map(|m| m.len()))
+    }
+
+    fn metadata(&self, path: &GuestPath) -> io::Result<Option<Metadata>> {
+        use std::os::unix::fs::MetadataExt;
+        let host = self.resolve(path, false)?;
+        let Some(m) =
+            absent_is_none(fs::symlink_metadata(host)).map_err(with_path(path, "stat"))?
+        else {
+            return Ok(None);
+        };
+        let t = m.file_type();
+        let kind = if t.is_symlink() {
+            FileKind::Symlink
+        } else if t.is_dir() {
+            FileKind::Dir
+        } else if t.is_file() {
+            FileKind::File
+        } else {
+            FileKind::Other
+        };
+        Ok(Some(Metadata {
+            kind,
+            size: m.len(),
+            mode: m.mode() & 0o7777,
+            uid: m.uid(),
+            gid: m.gid(),
+        }))
+    }
+
+    fn set_metadata(&self, path: &GuestPath, mode: u32, uid: u32, gid: u32) -> io::Result<()> {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let host = self.resolve(path, false)?;
+        let m = fs::symlink_metadata(&host).map_err(with_path(path, "stat"))?;
+        if m.file_type().is_symlink() {
+            return Ok(());
+        }
+        if (m.uid(), m.gid()) != (uid, gid) {
+            std::os::unix::fs::chown(&host, Some(uid), Some(gid))
+                .map_err(with_path(path, "chown"))?;
+        }
+        fs::set_permissions(&host, fs::Permissions::from_mode(mode))
+            .map_err(with_path(path, "chmod"))
+    }
+
+    fn sha256(&self, path: &GuestPath) -> io::Result<Option<String>> {
+        use sha2::{Digest, Sha256};
+        let host = self.resolve(path, true)?;
+        if regular(&host, path)?.is_none() {
+            return Ok(None);
+        }
+        let mut file = fs::File::open(&host).map_err(with_path(path, "reading"))?;
+        let mut hasher = Sha256::new();
+        io::copy(&mut file, &mut hasher).map_err(with_path(path, "reading"))?;
+        Ok(Some(
+            hasher
+                .finalize()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect(),
+        ))
+    }
+
+    fn mkdir_all(&self, dir: &GuestPath) -> io::Result<()> {
+        let host = self.resolve(dir, true)?;
+        fs::create_dir_all(host).map_err(with_path(dir, "creating directory"))
+    }
+
+    fn remove_all(&self, path: &GuestPath) -> io::Result<bool> {
+        let host = self.resolve(path, false)?;
+        match fs::symlink_metadata(&host) {
+            Err(_) => Ok(false),
+            Ok(m) if m.is_dir() => fs::remove_dir_all(&host)
+                .map(|()| true)
+                .map_err(with_path(path, "removing")),
+            Ok(_) => fs::remove_file(&host)
+                .map(|()| true)
+                .map_err(with_path(path, "removing")),
+        }
     }
 
     fn write(&self, path: &GuestPath, content: &[u8]) -> io::Result<()> {
@@ -152,6 +249,16 @@ impl GuestFs for DirFs {
         Ok(absent_is_none(fs::remove_file(host))
             .map_err(with_path(path, "removing"))?
             .is_some())
+    }
+
+    fn copy(&self, from: &GuestPath, to: &GuestPath) -> io::Result<bool> {
+        let src = self.resolve(from, true)?;
+        if regular(&src, from)?.is_none() {
+            return Ok(false);
+        }
+        let dst = self.resolve(to, true)?;
+        fs::copy(src, dst).map_err(with_path(to, "copying to"))?;
+        Ok(true)
     }
 
     fn exists(&self, path: &GuestPath) -> io::Result<bool> {

@@ -20,6 +20,42 @@ use std::io;
 pub use dirfs::DirFs;
 pub use path::{GuestPath, PathError};
 
+/// The largest text file xen2kvm reads (configuration files, boot menus):
+/// a guest file larger than this is refused with an error naming it, so a
+/// hostile guest (a `/etc/fstab` of a GiB) cannot exhaust the host's memory.
+pub const MAX_TEXT: u64 = 16 << 20;
+
+/// The largest initramfs xen2kvm reads (to list its modules).
+pub const MAX_INITRD: u64 = 512 << 20;
+
+/// What kind of thing is at a path (the path itself, links not followed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    /// A regular file.
+    File,
+    /// A directory.
+    Dir,
+    /// A symbolic link.
+    Symlink,
+    /// A device node, FIFO or socket.
+    Other,
+}
+
+/// A path's `lstat`: kind, size, permission bits and owner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Metadata {
+    /// What it is.
+    pub kind: FileKind,
+    /// Size in bytes.
+    pub size: u64,
+    /// Permission bits (`0o7777`).
+    pub mode: u32,
+    /// Owner.
+    pub uid: u32,
+    /// Group.
+    pub gid: u32,
+}
+
 /// A guest filesystem, seen from outside the guest.
 ///
 /// Absent files are `Ok(None)` / `Ok(false)`, not errors: the callers ask
@@ -28,7 +64,13 @@ pub use path::{GuestPath, PathError};
 /// [`GuestFs::read_link`] and [`GuestFs::remove`] act on the link itself.
 pub trait GuestFs {
     /// The whole content of a regular file, or `None` when it does not exist.
+    /// Anything else (a directory, a device node, a FIFO, also reached
+    /// through a link) is an error naming the path.
     fn read(&self, path: &GuestPath) -> io::Result<Option<Vec<u8>>>;
+
+    /// The size of the regular file at `path` (links followed), `None` when
+    /// absent; an error when it is not a regular file.
+    fn file_size(&self, path: &GuestPath) -> io::Result<Option<u64>>;
 
     /// Creates or replaces a regular file (parent directories must exist).
     fn write(&self, path: &GuestPath, content: &[u8]) -> io::Result<()>;
@@ -60,10 +102,75 @@ pub trait GuestFs {
         }
     }
 
-    /// A text file, or `None` when absent; not UTF-8 is an `InvalidData` error
-    /// naming the file (guest files are untrusted input, never lossily edited).
+    /// The `lstat` of `path` (a link is described, not followed), or `None`
+    /// when nothing is there.
+    fn metadata(&self, path: &GuestPath) -> io::Result<Option<Metadata>>;
+
+    /// Sets a file's or directory's permission bits and owner.
+    fn set_metadata(&self, path: &GuestPath, mode: u32, uid: u32, gid: u32) -> io::Result<()>;
+
+    /// The SHA-256 of a regular file (links followed), lowercase hex, or
+    /// `None` when absent.
+    fn sha256(&self, path: &GuestPath) -> io::Result<Option<String>>;
+
+    /// Creates a directory and its parents (`mkdir -p`).
+    fn mkdir_all(&self, dir: &GuestPath) -> io::Result<()>;
+
+    /// Removes a file, link, or a directory with everything in it;
+    /// `Ok(false)` when there was nothing.
+    fn remove_all(&self, path: &GuestPath) -> io::Result<bool>;
+
+    /// Makes every write so far durable (on the disk, not only in a cache).
+    fn sync(&self) -> io::Result<()> {
+        Ok(())
+    }
+
+    /// Every path under `dir` (not `dir` itself), parents before children,
+    /// sorted; links are listed, never followed. Empty when `dir` is absent.
+    fn walk(&self, dir: &GuestPath) -> io::Result<Vec<GuestPath>> {
+        let mut out = Vec::new();
+        let mut pending = vec![dir.clone()];
+        while let Some(d) = pending.pop() {
+            if self.metadata(&d)?.map(|m| m.kind) != Some(FileKind::Dir) {
+                continue;
+            }
+            let mut children = Vec::new();
+            for name in self.list(&d)?.unwrap_or_default() {
+                let Ok(child) = d.join(&name) else { continue };
+                children.push(child);
+            }
+            for c in children.into_iter().rev() {
+                out.push(c.clone());
+                pending.push(c);
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// The content of a regular file of at most `max` bytes, `None` when
+    /// absent; a larger one is an error naming it (read nothing of it).
+    fn read_limited(&self, path: &GuestPath, max: u64) -> io::Result<Option<Vec<u8>>> {
+        if let Some(size) = self.file_size(path)? {
+            if size > max {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "{path}: {size} bytes, larger than any such file xen2kvm reads (limit {} MiB); refusing to read it",
+                        max >> 20
+                    ),
+                ));
+            }
+        }
+        self.read(path)
+    }
+
+    /// A text file, or `None` when absent. Refused with an error naming the
+    /// file: not UTF-8 (guest files are untrusted input, never lossily
+    /// edited), not a regular file (a link to a device node), or larger than
+    /// [`MAX_TEXT`].
     fn read_text(&self, path: &GuestPath) -> io::Result<Option<String>> {
-        match self.read(path)? {
+        match self.read_limited(path, MAX_TEXT)? {
             None => Ok(None),
             Some(bytes) => String::from_utf8(bytes).map(Some).map_err(|_| {
                 io::Error::new(

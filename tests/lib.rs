@@ -292,3 +292,123 @@ pub fn boot_check(image: &Path, logs: &Path) -> (i32, serde_json::Value) {
     });
     (out.status.code().unwrap_or(-1), json)
 }
+
+/// Every path under `/etc` and `/boot` of a guest image (kind, mode,
+/// owner, content hash or link target) and the hash of its disk's first
+/// MiB: what "the guest is exactly as before" means in the revert tests.
+/// Read independently of xen2kvm's own code: `guestfish tar-out` of the two
+/// trees (GNU tar in the appliance) and `download-offset` of the disk, in
+/// one read-only launch.
+pub fn fingerprint(image: &Path) -> std::collections::BTreeMap<String, String> {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display();
+    let script = format!(
+        "tar-out /etc {d}/etc.tar numericowner:true\n\
+         tar-out /boot {d}/boot.tar numericowner:true\n\
+         download-offset /dev/sda {d}/head.bin 0 1048576\n"
+    );
+    let mut child = Command::new("guestfish")
+        .args(["--ro", "-i", "-a"])
+        .arg(image)
+        .env("LIBGUESTFS_BACKEND_SETTINGS", "force_tcg")
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("running guestfish");
+    {
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(script.as_bytes())
+            .unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "guestfish on {}: {}",
+        image.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut fp = std::collections::BTreeMap::new();
+    for top in ["etc", "boot"] {
+        let f = fs::File::open(dir.path().join(format!("{top}.tar"))).unwrap();
+        let mut ar = tar::Archive::new(f);
+        for e in ar.entries().unwrap() {
+            let mut e = e.unwrap();
+            let h = e.header().clone();
+            let rel = e.path().unwrap().to_string_lossy().into_owned();
+            let rel = rel
+                .trim_start_matches("./")
+                .trim_end_matches('/')
+                .to_owned();
+            let path = if rel.is_empty() || rel == "." {
+                format!("/{top}")
+            } else {
+                format!("/{top}/{rel}")
+            };
+            let mode = h.mode().unwrap_or(0) & 0o7777;
+            let owner = format!("{}:{}", h.uid().unwrap_or(0), h.gid().unwrap_or(0));
+            let what = match h.entry_type() {
+                tar::EntryType::Regular | tar::EntryType::Continuous => {
+                    let mut hasher = Sha256::new();
+                    io::copy(&mut e, &mut hasher).unwrap();
+                    let sum: String = hasher
+                        .finalize()
+                        .iter()
+                        .map(|b| format!("{b:02x}"))
+                        .collect();
+                    format!("file {mode:o} {owner} {sum}")
+                }
+                tar::EntryType::Symlink => format!(
+                    "link {}",
+                    e.link_name().unwrap().unwrap_or_default().to_string_lossy()
+                ),
+                tar::EntryType::Link => format!(
+                    "hardlink {}",
+                    e.link_name().unwrap().unwrap_or_default().to_string_lossy()
+                ),
+                tar::EntryType::Directory => format!("dir {mode:o} {owner}"),
+                t => format!("{t:?} {mode:o} {owner}"),
+            };
+            fp.insert(path, what);
+        }
+    }
+    fp.insert(
+        "<first MiB of the disk>".to_owned(),
+        sha256_file(&dir.path().join("head.bin")),
+    );
+    fp
+}
+
+/// The [`fingerprint`] of a cached test image (never written: tests work on
+/// overlays), computed once and kept beside the image.
+pub fn base_fingerprint(image: &Path) -> std::collections::BTreeMap<String, String> {
+    let file = image.with_extension("fingerprint.json");
+    if let Ok(text) = fs::read_to_string(&file) {
+        if let Ok(fp) = serde_json::from_str(&text) {
+            return fp;
+        }
+    }
+    let fp = fingerprint(image);
+    let tmp = file.with_extension("json.tmp");
+    if fs::write(&tmp, serde_json::to_string_pretty(&fp).unwrap_or_default()).is_ok() {
+        let _ = fs::rename(&tmp, &file);
+    }
+    fp
+}
+
+/// The paths whose state differs between two fingerprints, for messages.
+pub fn fingerprint_diff(
+    a: &std::collections::BTreeMap<String, String>,
+    b: &std::collections::BTreeMap<String, String>,
+) -> Vec<String> {
+    let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    keys.into_iter()
+        .filter(|k| a.get(*k) != b.get(*k))
+        .map(|k| format!("{k}: {:?} -> {:?}", a.get(k), b.get(k)))
+        .collect()
+}

@@ -151,6 +151,24 @@ impl Drop for Partials {
 }
 
 pub(crate) fn run(args: Args) -> Result<Exit> {
+    match run_inner(&args) {
+        // Stopped by a signal while the appliance or qemu-img was being
+        // stopped: the partial outputs are gone (their guard), say so.
+        Err(e) if interrupt::requested() => {
+            let mode = match (&args.output, args.in_place) {
+                (Some(_), _) => Mode::Copy {
+                    outputs: Vec::new(),
+                },
+                (None, true) => Mode::InPlace,
+                _ => Mode::DryRun,
+            };
+            Ok(interrupted_early(&args, &mode, &format!("{e:#}")))
+        }
+        r => r,
+    }
+}
+
+fn run_inner(args: &Args) -> Result<Exit> {
     if args.list {
         for r in RULES {
             println!("{:<16} {}", r.name, r.summary);
@@ -191,13 +209,13 @@ pub(crate) fn run(args: Args) -> Result<Exit> {
                 let partial = partial_path(out);
                 partials.0.push(partial.clone());
                 progress(
-                    &args,
+                    args,
                     &format!("copying {} to {}", src.display(), out.display()),
                 );
                 interrupt::fault("copy");
                 let copied = crate::image::copy(src, &input_format, &partial, &args.format);
                 if interrupt::requested() {
-                    return Ok(interrupted_early(&args, &mode, "copying the disk"));
+                    return Ok(interrupted_early(args, &mode, "copying the disk"));
                 }
                 copied?;
             }
@@ -207,7 +225,7 @@ pub(crate) fn run(args: Args) -> Result<Exit> {
         _ => (args.disks.clone(), input_format.clone()),
     };
 
-    progress(&args, "launching the appliance");
+    progress(args, "launching the appliance");
     let t = Instant::now();
     let opened = Guest::open(
         &disks,
@@ -218,7 +236,7 @@ pub(crate) fn run(args: Args) -> Result<Exit> {
         },
     );
     if interrupt::requested() {
-        return Ok(interrupted_early(&args, &mode, "launching the appliance"));
+        return Ok(interrupted_early(args, &mode, "launching the appliance"));
     }
     let guest = opened?;
     let _appliance = guest.pid().map(interrupt::child);
@@ -233,7 +251,7 @@ pub(crate) fn run(args: Args) -> Result<Exit> {
         }
         interrupt::set_policy(Policy::SafePoint);
         progress(
-            &args,
+            args,
             &format!("restoring the guest from the unfinished journal {dir}"),
         );
         let r = journal::revert(&guest, Some(&GuestDisk(&guest)))
@@ -247,13 +265,13 @@ pub(crate) fn run(args: Args) -> Result<Exit> {
     let boot_disk = guest.boot_disk()?;
     times.inspect = t.elapsed();
 
-    let mut report = Report::new(&args, &mode, Some(&f), &guest.root().device);
+    let mut report = Report::new(args, &mode, Some(&f), &guest.root().device);
     report.resumed = resumed;
     if let Some(Verdict::Blocked { reason, remedy }) = facts::blocked(&f) {
         guest.close()?;
         report.result = "blocked";
         report.error = Some(format!("{reason}; {remedy}"));
-        report.finish(&args, &times, total.elapsed());
+        report.finish(args, &times, total.elapsed());
         return Ok(Exit::Blocked);
     }
 
@@ -271,7 +289,7 @@ pub(crate) fn run(args: Args) -> Result<Exit> {
         guest.close()?;
         report.result = "blocked";
         report.error = Some(format!("{reason}; {remedy}"));
-        report.finish(&args, &times, total.elapsed());
+        report.finish(args, &times, total.elapsed());
         return Ok(Exit::Blocked);
     }
 
@@ -282,7 +300,7 @@ pub(crate) fn run(args: Args) -> Result<Exit> {
         } else {
             "would-change"
         };
-        report.finish(&args, &times, total.elapsed());
+        report.finish(args, &times, total.elapsed());
         return Ok(Exit::Ok);
     }
 
@@ -293,10 +311,10 @@ pub(crate) fn run(args: Args) -> Result<Exit> {
         interrupt::set_policy(Policy::SafePoint);
         if interrupt::requested() {
             guest.close()?;
-            return Ok(report.interrupted(&args, &times, total.elapsed(), "before any change"));
+            return Ok(report.interrupted(args, &times, total.elapsed(), "before any change"));
         }
         progress(
-            &args,
+            args,
             "saving what the conversion will change (journal in the guest)",
         );
         let j = journal::begin(&guest, Some(&GuestDisk(&guest)), &plan.journal_scope())
@@ -309,7 +327,7 @@ pub(crate) fn run(args: Args) -> Result<Exit> {
     };
 
     progress(
-        &args,
+        args,
         &format!(
             "applying {} change(s), {} command(s)",
             plan.changes.len(),
@@ -345,7 +363,7 @@ pub(crate) fn run(args: Args) -> Result<Exit> {
     if let Some(error) = failure {
         // Undo what was done, from the journal, in the same appliance.
         let rolled = journal.as_ref().map(|j| {
-            progress(&args, "rolling back from the journal");
+            progress(args, "rolling back from the journal");
             journal::rollback(&guest, Some(&GuestDisk(&guest)), j)
         });
         let closed = guest.close();
@@ -367,11 +385,11 @@ pub(crate) fn run(args: Args) -> Result<Exit> {
             (_, None, Ok(())) => "nothing had been written".to_owned(),
         };
         if interrupt::requested() {
-            return Ok(report.interrupted(&args, &times, total.elapsed(), &what));
+            return Ok(report.interrupted(args, &times, total.elapsed(), &what));
         }
         report.result = "failed";
         report.error = Some(format!("{error} ({what})"));
-        report.finish(&args, &times, total.elapsed());
+        report.finish(args, &times, total.elapsed());
         return Ok(Exit::Failed);
     }
     if let Some(j) = &journal {
@@ -391,7 +409,7 @@ pub(crate) fn run(args: Args) -> Result<Exit> {
     } else {
         "converted"
     };
-    report.finish(&args, &times, total.elapsed());
+    report.finish(args, &times, total.elapsed());
     Ok(Exit::Ok)
 }
 

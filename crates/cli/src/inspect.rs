@@ -28,6 +28,10 @@ pub(crate) struct Args {
 }
 
 pub(crate) fn run(args: Args) -> Result<Exit> {
+    let mut locks = crate::lock::Locks::default();
+    for d in &args.disks {
+        locks.take(d, crate::lock::Access::Read, "inspect")?;
+    }
     let format = match &args.format {
         Some(f) => f.clone(),
         None => crate::image::info(&args.disks[0])?.format,
@@ -48,7 +52,16 @@ pub(crate) fn run(args: Args) -> Result<Exit> {
         boot_disk: Some(guest.boot_disk()?),
         skip: &[],
     };
-    let verdict = editor::verdict(&guest, &ctx).context("planning the conversion")?;
+    let mut verdict = editor::verdict(&guest, &ctx).context("planning the conversion")?;
+    // A guest left between Xen and KVM by a cut-short in-place conversion.
+    if let Some(dir) =
+        xen2kvm_journal::unfinished(&guest).context("reading the guest's journals")?
+    {
+        verdict = Verdict::Blocked {
+            reason: format!("an in-place conversion of this guest was cut short (its journal {dir} is unfinished)"),
+            remedy: crate::convert::unfinished_message(&args.disks, dir.as_str()),
+        };
+    }
     guest.close()?;
     if args.json {
         println!(

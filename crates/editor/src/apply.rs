@@ -101,14 +101,13 @@ fn apply_inner(
     let t = Instant::now();
     for f in &plan.files {
         check(runner, &format!("writing {}", f.path))?;
-        fs.write(&f.path, f.after.as_bytes())
-            .map_err(|e| ctx_err(e, &format!("writing {}", f.path)))?;
+        // The GuestFs's errors name the path already.
+        fs.write(&f.path, f.after.as_bytes())?;
         out.done.push(format!("wrote {}", f.path));
     }
     for (link, _) in &plan.remove_links {
         check(runner, &format!("removing {link}"))?;
-        fs.remove(link)
-            .map_err(|e| ctx_err(e, &format!("removing {link}")))?;
+        fs.remove(link)?;
         out.done.push(format!("removed {link}"));
     }
     out.edits = t.elapsed();

@@ -4,7 +4,7 @@ use std::io;
 use std::path::PathBuf;
 
 use guestfs::{AddDriveOptArgs, Handle, IsDirOptArgs};
-use xen2kvm_vfs::{FileKind, GuestFs, GuestPath, Metadata};
+use xen2kvm_vfs::{Entry, FileKind, GuestFs, GuestPath, Metadata};
 
 use crate::error::{gerr, Error, Result};
 
@@ -591,6 +591,120 @@ impl GuestFs for Guest {
 
     fn sync(&self) -> io::Result<()> {
         self.g.sync().map_err(gerr("sync", "")).map_err(io_err)
+    }
+
+    fn scan(&self, dir: &GuestPath) -> io::Result<Vec<Entry>> {
+        let d = dir.as_str();
+        if self.metadata(dir)?.map(|m| m.kind) != Some(FileKind::Dir) {
+            return Ok(Vec::new());
+        }
+        // A few calls for the whole tree: the names, then per directory
+        // the lstats and the link targets, then every hash at once
+        // (sha256sum in the appliance, into a host file).
+        let names: Vec<String> = self
+            .g
+            .find(d)
+            .map_err(gerr("find", d))
+            .map_err(io_err)?
+            .into_iter()
+            .map(|n| n.trim_start_matches('/').to_owned())
+            .filter(|n| !n.is_empty())
+            .collect();
+        let mut by_dir: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+        for n in &names {
+            let (parent, base) = n.rsplit_once('/').unwrap_or(("", n.as_str()));
+            by_dir.entry(parent).or_default().push(base);
+        }
+        let mut stat_of: std::collections::HashMap<String, guestfs::StatNS> = Default::default();
+        let mut target_of: std::collections::HashMap<String, String> = Default::default();
+        for (parent, bases) in &by_dir {
+            let full = if parent.is_empty() {
+                d.to_owned()
+            } else {
+                format!("{}/{parent}", d.trim_end_matches('/'))
+            };
+            let stats = self
+                .g
+                .lstatnslist(&full, bases)
+                .map_err(gerr("lstatnslist", &full))
+                .map_err(io_err)?;
+            let rel = |b: &str| {
+                if parent.is_empty() {
+                    b.to_owned()
+                } else {
+                    format!("{parent}/{b}")
+                }
+            };
+            let links: Vec<&str> = bases
+                .iter()
+                .zip(&stats)
+                .filter(|(_, st)| kind_of(st.st_mode) == FileKind::Symlink)
+                .map(|(b, _)| *b)
+                .collect();
+            if !links.is_empty() {
+                let targets = self
+                    .g
+                    .readlinklist(&full, &links)
+                    .map_err(gerr("readlinklist", &full))
+                    .map_err(io_err)?;
+                for (b, t) in links.iter().zip(targets) {
+                    target_of.insert(rel(b), t);
+                }
+            }
+            for (b, st) in bases.iter().zip(stats) {
+                stat_of.insert(rel(b), st);
+            }
+        }
+        // The guest's root is /sysroot in the appliance. (checksums_out
+        // would do, but names each file by its base name only.)
+        let quoted = format!("'{}'", d.replace('\'', "'\\''"));
+        let script = format!("cd /sysroot{quoted} && find . -type f -exec sha256sum {{}} +");
+        let sums = self
+            .g
+            .debug("sh", &[script.as_str()])
+            .map_err(gerr("debug sh sha256sum", d))
+            .map_err(io_err)?;
+        let mut hash_of: std::collections::HashMap<String, String> = Default::default();
+        for line in sums.lines() {
+            // "HASH  ./name"; names sha256sum escapes (a leading '\') are
+            // hashed one by one below.
+            if line.starts_with('\\') {
+                continue;
+            }
+            if let Some((h, name)) = line.split_once("  ") {
+                hash_of.insert(name.trim_start_matches("./").to_owned(), h.to_owned());
+            }
+        }
+        let n = |v: i64| u32::try_from(v).unwrap_or(0);
+        let mut out = Vec::new();
+        for name in &names {
+            let Some(st) = stat_of.get(name) else {
+                continue;
+            };
+            let Ok(path) = dir.join(name) else { continue };
+            let kind = kind_of(st.st_mode);
+            let sha256 = match kind {
+                FileKind::File => match hash_of.remove(name.as_str()) {
+                    Some(h) => Some(h),
+                    None => self.sha256(&path)?,
+                },
+                _ => None,
+            };
+            out.push(Entry {
+                target: target_of.remove(name.as_str()),
+                path,
+                meta: Metadata {
+                    kind,
+                    size: u64::try_from(st.st_size).unwrap_or(0),
+                    mode: n(st.st_mode & 0o7777),
+                    uid: n(st.st_uid),
+                    gid: n(st.st_gid),
+                },
+                sha256,
+            });
+        }
+        out.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(out)
     }
 
     fn write(&self, path: &GuestPath, content: &[u8]) -> io::Result<()> {

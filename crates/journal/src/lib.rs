@@ -24,7 +24,7 @@ use std::collections::BTreeMap;
 use std::io;
 
 use serde::{Deserialize, Serialize};
-use xen2kvm_vfs::{FileKind, GuestFs, GuestPath};
+use xen2kvm_vfs::{Entry, FileKind, GuestFs, GuestPath};
 
 /// Where journals live in the guest.
 pub const ROOT: &str = "/var/lib/xen2kvm/journal";
@@ -206,6 +206,51 @@ fn state_of(fs: &dyn GuestFs, path: &GuestPath) -> io::Result<State> {
     })
 }
 
+fn state_of_entry(e: &Entry) -> State {
+    let m = e.meta;
+    match m.kind {
+        FileKind::File => State::File {
+            mode: m.mode,
+            uid: m.uid,
+            gid: m.gid,
+            sha256: e.sha256.clone().unwrap_or_default(),
+            saved: None,
+        },
+        FileKind::Dir => State::Dir {
+            mode: m.mode,
+            uid: m.uid,
+            gid: m.gid,
+        },
+        FileKind::Symlink => State::Symlink {
+            target: e.target.clone().unwrap_or_default(),
+        },
+        FileKind::Other => State::Other,
+    }
+}
+
+/// The state now of every entry under `trees` (each tree scanned once)
+/// and of the other `paths` (one by one).
+fn current<'a>(
+    fs: &dyn GuestFs,
+    trees: &[String],
+    paths: impl Iterator<Item = &'a String>,
+) -> io::Result<BTreeMap<String, State>> {
+    let mut now = BTreeMap::new();
+    for t in trees {
+        let tp = p(t)?;
+        now.insert(t.clone(), state_of(fs, &tp)?);
+        for e in fs.scan(&tp)? {
+            now.insert(e.path.to_string(), state_of_entry(&e));
+        }
+    }
+    for path in paths {
+        if !now.contains_key(path) && !trees.iter().any(|t| is_under(path, t)) {
+            now.insert(path.clone(), state_of(fs, &p(path)?)?);
+        }
+    }
+    Ok(now)
+}
+
 /// Saves everything `scope` names into a new journal and syncs it, before
 /// the conversion writes anything. On failure the partial journal is
 /// removed and nothing else was touched.
@@ -258,7 +303,11 @@ fn write_journal(
     fs.mkdir_all(&files)?;
     let mut entries: BTreeMap<String, State> = BTreeMap::new();
     let mut to_save: Vec<GuestPath> = Vec::new();
-    let mut record = |path: &GuestPath, save: bool| -> io::Result<()> {
+    let record = |path: &GuestPath,
+                  save: bool,
+                  entries: &mut BTreeMap<String, State>,
+                  to_save: &mut Vec<GuestPath>|
+     -> io::Result<()> {
         let state = state_of(fs, path)?;
         if save && matches!(state, State::File { .. }) {
             to_save.push(path.clone());
@@ -266,16 +315,16 @@ fn write_journal(
         entries.insert(path.to_string(), state);
         Ok(())
     };
-    for t in &scope.watched_trees {
-        record(t, false)?;
-        for e in fs.walk(t)? {
-            record(&e, false)?;
-        }
-    }
-    for t in &scope.saved_trees {
-        record(t, false)?;
-        for e in fs.walk(t)? {
-            record(&e, true)?;
+    for (trees, save) in [(&scope.watched_trees, false), (&scope.saved_trees, true)] {
+        for t in trees {
+            record(t, false, &mut entries, &mut to_save)?;
+            for e in fs.scan(t)? {
+                let state = state_of_entry(&e);
+                if save && matches!(state, State::File { .. }) {
+                    to_save.push(e.path.clone());
+                }
+                entries.insert(e.path.to_string(), state);
+            }
         }
     }
     for path in &scope.paths {
@@ -286,10 +335,10 @@ fn write_journal(
             if fs.exists(&d)? {
                 break;
             }
-            record(&d, false)?;
+            record(&d, false, &mut entries, &mut to_save)?;
             up = d.parent();
         }
-        record(path, true)?;
+        record(path, true, &mut entries, &mut to_save)?;
     }
     let mut saved = 0;
     to_save.sort();
@@ -390,29 +439,38 @@ fn revert_one(
     let files = join(dir, "files")?;
 
     // What the conversion created in the trees: removed, deepest first.
-    let mut new_entries = Vec::new();
-    for t in &m.trees {
-        for e in fs.walk(&p(t)?)? {
-            if !m.entries.contains_key(e.as_str())
-                && !m
-                    .entries
-                    .keys()
-                    .any(|k| is_under(e.as_str(), k) && absent(&m, k))
-            {
-                new_entries.push(e);
-            }
+    let now = current(fs, &m.trees, m.entries.keys())?;
+    let absent_paths: Vec<&String> = m
+        .entries
+        .iter()
+        .filter(|(_, s)| matches!(s, State::Absent))
+        .map(|(k, _)| k)
+        .collect();
+    let new_entries: Vec<&String> = now
+        .iter()
+        .filter(|(k, s)| {
+            !matches!(s, State::Absent)
+                && !m.entries.contains_key(*k)
+                && !absent_paths.iter().any(|a| is_under(k, a))
+        })
+        .map(|(k, _)| k)
+        .collect();
+    let mut removed: Vec<&String> = Vec::new();
+    for e in new_entries {
+        // Parents come first: a removed directory takes its children.
+        if removed.iter().any(|r| is_under(e, r)) {
+            continue;
         }
-    }
-    for e in new_entries.iter().rev() {
-        if fs.remove_all(e)? {
+        if fs.remove_all(&p(e)?)? {
             out.restored.push(format!("removed {e}"));
         }
+        removed.push(e);
     }
 
     let mut unsaved = Vec::new();
-    for (path, before) in &m.entries {
-        let path = p(path)?;
-        let now = state_of(fs, &path)?;
+    for (path_s, before) in &m.entries {
+        let path = p(path_s)?;
+        let now = now.get(path_s).cloned().unwrap_or(State::Absent);
         if same(&now, before) {
             continue;
         }
@@ -492,10 +550,17 @@ fn revert_one(
     }
 
     // Check, then forget.
+    let after = current(fs, &m.trees, m.entries.keys())?;
     let mut wrong = Vec::new();
     for (path, before) in &m.entries {
-        if !same(&state_of(fs, &p(path)?)?, before) {
+        let now = after.get(path).cloned().unwrap_or(State::Absent);
+        if !same(&now, before) {
             wrong.push(path.clone());
+        }
+    }
+    for (path, now) in &after {
+        if !matches!(now, State::Absent) && !m.entries.contains_key(path) {
+            wrong.push(format!("{path} (new)"));
         }
     }
     if !wrong.is_empty() {
@@ -521,10 +586,6 @@ fn revert_one(
 fn is_under(path: &str, dir: &str) -> bool {
     path.strip_prefix(dir)
         .is_some_and(|rest| rest.starts_with('/'))
-}
-
-fn absent(m: &Manifest, k: &str) -> bool {
-    matches!(m.entries.get(k), Some(State::Absent))
 }
 
 /// Whether `now` is what `before` recorded (a saved copy's name aside).

@@ -395,7 +395,7 @@ fn failure_midway_copy_leaves_nothing_in_place_says_what_was_written() {
     let fstab = guestfish(
         &broken,
         false,
-        "cat /etc/fstab\necho ==\ncat /var/log/xen2kvm-stub-calls.log\necho ==\nls /var/lib\n",
+        "cat /etc/fstab\necho ==\ncat /var/log/xen2kvm-stub-calls.log\necho ==\nexists /var/lib/xen2kvm\n",
     );
     let mut parts = fstab.split("==\n");
     let (fstab, calls, var_lib) = (

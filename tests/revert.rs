@@ -121,9 +121,15 @@ fn sigterm_after_the_edits_rolls_back_and_sigkill_in_grub_is_reverted() {
         disk.to_str().unwrap(),
         "--json",
     ];
-    let out = xen2kvm(&args, Some("run:grub-mkconfig:TERM"));
+    // A second signal (SIGHUP) while it is stopping changes nothing.
+    let out = xen2kvm(
+        &args,
+        Some("run:grub-mkconfig:TERM,run:grub-mkconfig+2:HUP"),
+    );
     let r = json(&out);
     assert_eq!(out.status.code(), Some(128 + 15), "{r:#}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("SIGHUP: already stopping"), "{err}");
     assert_eq!(r["result"], "interrupted", "{r:#}");
     assert_eq!(r["signal"], "SIGTERM");
     assert_eq!(r["journal"], Value::Null, "{r:#}");

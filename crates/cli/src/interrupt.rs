@@ -67,7 +67,7 @@ fn on_signal(sig: i32) {
     let policy = POLICY.load(Ordering::SeqCst);
     if !first {
         eprintln!(
-            "xen2kvm: {name} again: already stopping; let it finish (a SIGKILL now may leave an unfinished journal in the guest: `xen2kvm revert` restores it)"
+            "xen2kvm: {name}: already stopping; let it finish (a SIGKILL now may leave an unfinished journal in the guest: `xen2kvm revert` restores it)"
         );
         return;
     }
@@ -141,7 +141,7 @@ impl Drop for ChildGuard {
     }
 }
 
-/// Fault injection for the tests: `XEN2KVM_TEST_FAULT=EVENT[+SECONDS]:SIGNAL`
+/// Fault injection for the tests: `XEN2KVM_TEST_FAULT=EVENT[+SECONDS]:SIGNAL[,…]`
 /// sends SIGNAL (`TERM`, `INT`, `HUP` or `KILL`) to this process when EVENT
 /// happens (after SECONDS): `copy` (the copy of a disk starts), `journal`
 /// (the in-place journal was written), `run:NAME` (a command whose program
@@ -149,9 +149,16 @@ impl Drop for ChildGuard {
 /// interrupt each phase of a real conversion; `docs/reliability.md` lists
 /// the tests.
 pub(crate) fn fault(event: &str) {
-    let Ok(spec) = std::env::var("XEN2KVM_TEST_FAULT") else {
+    let Ok(specs) = std::env::var("XEN2KVM_TEST_FAULT") else {
         return;
     };
+    // Several, comma-separated: a second signal while stopping.
+    for spec in specs.split(',') {
+        fault_one(spec.trim(), event);
+    }
+}
+
+fn fault_one(spec: &str, event: &str) {
     let Some((when, sig)) = spec.rsplit_once(':') else {
         return;
     };

@@ -236,3 +236,25 @@ struct JsonChange {
     rule: &'static str,
     what: String,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unreadable_configs_are_refused_by_name() {
+        let t = tempfile::tempdir().unwrap();
+        let bad = t.path().join("guest.xml");
+        fs::write(&bad, b"<domain type='xen'><name>\xff\xfe</name></domain>").unwrap();
+        let e = format!("{:#}", read_input(&bad).unwrap_err());
+        assert!(e.contains("guest.xml") && e.contains("UTF-8"), "{e}");
+
+        let huge = t.path().join("huge.cfg");
+        fs::File::create(&huge).unwrap().set_len(4 << 30).unwrap();
+        let e = format!("{:#}", read_input(&huge).unwrap_err());
+        assert!(
+            e.contains("huge.cfg") && e.contains("not a domain config"),
+            "{e}"
+        );
+    }
+}

@@ -16,8 +16,8 @@
 //!
 //! "Restored" means every path under `/etc` and `/boot` (kind, mode, owner,
 //! content or link target) and the disk's first MiB are what they were
-//! (`fingerprint`). The complete in-place conversion, its revert and a
-//! re-conversion that boots are in `tests/convert.rs`.
+//! (`fingerprint`). A complete in-place conversion that boots, then its
+//! revert (with the boot area) is in `tests/convert.rs`.
 
 #![allow(clippy::print_stderr)]
 

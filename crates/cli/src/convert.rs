@@ -169,6 +169,7 @@ pub(crate) fn run(args: Args) -> Result<Exit> {
 }
 
 fn run_inner(args: &Args) -> Result<Exit> {
+    interrupt::set_policy(Policy::Abort);
     if args.list {
         for r in RULES {
             println!("{:<16} {}", r.name, r.summary);

@@ -1,6 +1,8 @@
 //! SIGINT, SIGTERM and SIGHUP: never die half-way.
 //!
 //! A thread waits for the signals (signal-hook) and acts by [`Policy`]:
+//! - [`Policy::Exit`] (the default; inspect, boot-check, domxml): die of
+//!   the signal at once, as without a handler.
 //! - [`Policy::Abort`] (nothing written to a source yet: copy mode, dry
 //!   run, inspection): the child processes registered with [`child`] (the
 //!   appliance, `qemu-img`) are stopped at once, so the main thread's call
@@ -32,13 +34,17 @@ use signal_hook::iterator::Signals;
 /// What a signal does now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Policy {
+    /// Exit at once, 128 + the signal, as with no handler at all: the
+    /// commands that write nothing (inspect, boot-check, domxml), and
+    /// every command until it says otherwise.
+    Exit = 2,
     /// Stop the registered child processes at once.
     Abort = 0,
     /// Only set the flag; the work stops at the next safe point.
     SafePoint = 1,
 }
 
-static POLICY: AtomicU8 = AtomicU8::new(Policy::Abort as u8);
+static POLICY: AtomicU8 = AtomicU8::new(Policy::Exit as u8);
 /// The first signal received (0: none).
 static SIGNAL: AtomicI32 = AtomicI32::new(0);
 static CHILDREN: Mutex<Vec<i32>> = Mutex::new(Vec::new());
@@ -69,6 +75,12 @@ fn on_signal(sig: i32) {
         eprintln!(
             "xen2kvm: {name}: already stopping; let it finish (a SIGKILL now may leave an unfinished journal in the guest: `xen2kvm revert` restores it)"
         );
+        return;
+    }
+    if policy == Policy::Exit as u8 {
+        // Die of the signal, as with no handler (`exit` would run
+        // libguestfs' exit handlers under the main thread's feet).
+        let _ = signal_hook::low_level::emulate_default_handler(sig);
         return;
     }
     if policy == Policy::Abort as u8 {

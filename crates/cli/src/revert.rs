@@ -2,8 +2,8 @@
 //! the journal(s) `convert --in-place` left in it (`/var/lib/xen2kvm`),
 //! newest first, then removes them. It also finishes the job after a crash
 //! or a SIGKILL in the middle of a conversion (an unfinished journal).
-//! Signals are held off until it is done: a revert is the way back, and is
-//! never left half-way by xen2kvm itself.
+//! Once the guest is open, signals are held off until it is done: a revert
+//! is the way back, and is never left half-way by xen2kvm itself.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -47,6 +47,8 @@ struct Report {
 }
 
 pub(crate) fn run(args: Args) -> Result<Exit> {
+    // Nothing is written before the appliance is up: until then a signal
+    // exits; from then on the revert finishes.
     let t = Instant::now();
     let mut locks = Locks::default();
     for d in &args.disks {

@@ -216,3 +216,28 @@ fn convert_refuses_bad_requests_before_touching_anything() {
     let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
     assert_eq!(left.len(), 1, "nothing but the disk: {left:?}");
 }
+
+/// A command that writes nothing dies of SIGTERM at once, as if it had no
+/// handler (`timeout` and service managers rely on it): here `domxml -`,
+/// blocked reading its standard input.
+#[test]
+fn a_read_only_command_dies_of_sigterm_at_once() {
+    use std::os::unix::process::ExitStatusExt;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_xen2kvm"))
+        .args(["domxml", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let st = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let t = std::time::Instant::now();
+    let status = child.wait().unwrap();
+    assert_eq!(status.signal(), Some(15), "{status:?}");
+    assert!(t.elapsed() < std::time::Duration::from_secs(5));
+}

@@ -155,18 +155,7 @@ fn duplicated_and_conflicting_grub_keys_are_all_edited() {
         "a duplicate key kept a Xen setting: {after}"
     );
     // And a second conversion has nothing to do.
-    let fs_ = DirFs::new(t.path());
-    let mut f = facts::read(&fs_).unwrap();
-    f.bootloader.boot_code = Some(true);
-    let again = plan(
-        &fs_,
-        &Ctx {
-            facts: &f,
-            boot_disk: Some("/dev/sdX".to_owned()),
-            skip: &[],
-        },
-    )
-    .unwrap();
+    let again = common::plan_of(&DirFs::new(t.path()), true, &[]);
     assert!(again.files.is_empty(), "{:#?}", again.files);
 }
 

@@ -183,27 +183,21 @@ pub fn unfinished(fs: &dyn GuestFs) -> io::Result<Option<GuestPath>> {
 
 /// The state of `path` now (links not followed; files hashed).
 fn state_of(fs: &dyn GuestFs, path: &GuestPath) -> io::Result<State> {
-    let Some(m) = fs.metadata(path)? else {
+    let Some(meta) = fs.metadata(path)? else {
         return Ok(State::Absent);
     };
-    Ok(match m.kind {
-        FileKind::File => State::File {
-            mode: m.mode,
-            uid: m.uid,
-            gid: m.gid,
-            sha256: fs.sha256(path)?.unwrap_or_default(),
-            saved: None,
+    Ok(state_of_entry(&Entry {
+        path: path.clone(),
+        meta,
+        sha256: match meta.kind {
+            FileKind::File => fs.sha256(path)?,
+            _ => None,
         },
-        FileKind::Dir => State::Dir {
-            mode: m.mode,
-            uid: m.uid,
-            gid: m.gid,
+        target: match meta.kind {
+            FileKind::Symlink => fs.read_link(path)?,
+            _ => None,
         },
-        FileKind::Symlink => State::Symlink {
-            target: fs.read_link(path)?.unwrap_or_default(),
-        },
-        FileKind::Other => State::Other,
-    })
+    }))
 }
 
 fn state_of_entry(e: &Entry) -> State {

@@ -169,7 +169,7 @@ pub(crate) fn run(args: Args) -> Result<Exit> {
 }
 
 fn run_inner(args: &Args) -> Result<Exit> {
-    interrupt::set_policy(Policy::Abort);
+    interrupt::set_policy(Policy::Abort)?;
     if args.list {
         for r in RULES {
             println!("{:<16} {}", r.name, r.summary);
@@ -250,7 +250,7 @@ fn run_inner(args: &Args) -> Result<Exit> {
             guest.close()?;
             bail!("{}", unfinished_message(&args.disks, dir.as_str()));
         }
-        interrupt::set_policy(Policy::SafePoint);
+        interrupt::set_policy(Policy::SafePoint)?;
         progress(
             args,
             &format!("restoring the guest from the unfinished journal {dir}"),
@@ -258,7 +258,7 @@ fn run_inner(args: &Args) -> Result<Exit> {
         let r = journal::revert(&guest, Some(&GuestDisk(&guest)))
             .context("restoring the guest from its unfinished journal (--resume)")?;
         resumed = r.restored;
-        interrupt::set_policy(Policy::Abort);
+        interrupt::set_policy(Policy::Abort)?;
     }
 
     let t = Instant::now();
@@ -309,7 +309,7 @@ fn run_inner(args: &Args) -> Result<Exit> {
     // first; from here on a signal stops at the next safe point and the
     // guest is rolled back.
     let journal = if matches!(mode, Mode::InPlace) && !plan.is_empty() {
-        interrupt::set_policy(Policy::SafePoint);
+        interrupt::set_policy(Policy::SafePoint)?;
         if interrupt::requested() {
             guest.close()?;
             return Ok(report.interrupted(args, &times, total.elapsed(), "before any change"));

@@ -1,8 +1,11 @@
 //! SIGINT, SIGTERM and SIGHUP: never die half-way.
 //!
 //! A thread waits for the signals (signal-hook) and acts by [`Policy`]:
-//! - [`Policy::Exit`] (the default; inspect, boot-check, domxml): die of
-//!   the signal at once, as without a handler.
+//! - [`Policy::Exit`] (the default; inspect, boot-check, domxml): no
+//!   handler is installed at all, so the kernel ends the process at once
+//!   (a handler thread that re-raised the signal would race with the main
+//!   thread, which may already be failing on the consequences of the
+//!   signal — a closed pipe — and exit 1 instead).
 //! - [`Policy::Abort`] (nothing written to a source yet: copy mode, dry
 //!   run, inspection): the child processes registered with [`child`] (the
 //!   appliance, `qemu-img`) are stopped at once, so the main thread's call
@@ -49,8 +52,18 @@ static POLICY: AtomicU8 = AtomicU8::new(Policy::Exit as u8);
 static SIGNAL: AtomicI32 = AtomicI32::new(0);
 static CHILDREN: Mutex<Vec<i32>> = Mutex::new(Vec::new());
 
-/// Starts the signal thread; call once, first thing.
-pub(crate) fn install() -> Result<()> {
+/// Starts the signal thread, once: the first time a command leaves
+/// [`Policy::Exit`].
+fn install() -> Result<()> {
+    static INSTALLED: std::sync::OnceLock<std::result::Result<(), String>> =
+        std::sync::OnceLock::new();
+    INSTALLED
+        .get_or_init(|| start_thread().map_err(|e| format!("{e:#}")))
+        .clone()
+        .map_err(anyhow::Error::msg)
+}
+
+fn start_thread() -> Result<()> {
     let mut signals =
         Signals::new([SIGINT, SIGTERM, SIGHUP]).context("installing the signal handlers")?;
     std::thread::Builder::new()
@@ -78,8 +91,10 @@ fn on_signal(sig: i32) {
         return;
     }
     if policy == Policy::Exit as u8 {
-        // Die of the signal, as with no handler (`exit` would run
-        // libguestfs' exit handlers under the main thread's feet).
+        // Not reached today (nothing goes back to Exit once a handler is
+        // installed), kept so that the policy means what it says: die of
+        // the signal, as with no handler (`exit` would run libguestfs'
+        // exit handlers under the main thread's feet).
         let _ = signal_hook::low_level::emulate_default_handler(sig);
         return;
     }
@@ -108,9 +123,14 @@ pub(crate) fn signal_name(sig: i32) -> &'static str {
     }
 }
 
-/// Sets what the next signal does.
-pub(crate) fn set_policy(p: Policy) {
+/// Sets what the next signal does; leaving [`Policy::Exit`] installs the
+/// handlers.
+pub(crate) fn set_policy(p: Policy) -> Result<()> {
+    if p != Policy::Exit {
+        install()?;
+    }
     POLICY.store(p as u8, Ordering::SeqCst);
+    Ok(())
 }
 
 /// Whether a signal asked the run to stop.

@@ -81,10 +81,6 @@ fn error_exit(cmd: &Cmd) -> Exit {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Err(e) = interrupt::install() {
-        eprintln!("xen2kvm: error: {e:#}");
-        return ExitCode::from(Exit::Failed as u8);
-    }
     let on_error = error_exit(&cli.cmd);
     let result = match cli.cmd {
         Cmd::BootCheck(args) => bootcheck::run(args),

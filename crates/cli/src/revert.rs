@@ -66,7 +66,7 @@ pub(crate) fn run(args: Args) -> Result<Exit> {
             root: args.root.clone(),
         },
     )?;
-    interrupt::set_policy(Policy::SafePoint);
+    interrupt::set_policy(Policy::SafePoint)?;
     let r = journal::revert(&guest, Some(&GuestDisk(&guest)));
     let root = guest.root().device.clone();
     let closed = guest.close();

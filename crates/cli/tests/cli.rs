@@ -230,6 +230,9 @@ fn a_read_only_command_dies_of_sigterm_at_once() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
+    // Kept open until the child is gone: `wait` would close it, and the
+    // child would then see the end of its input instead of the signal.
+    let _stdin = child.stdin.take();
     std::thread::sleep(std::time::Duration::from_millis(500));
     let st = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])

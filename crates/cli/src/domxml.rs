@@ -31,10 +31,10 @@ pub(crate) struct Args {
     /// The host's QEMU for <emulator> (default: /usr/bin/qemu-system-x86_64 or /usr/bin/qemu-kvm, whichever exists).
     #[arg(long, value_name = "PATH")]
     emulator: Option<String>,
-    /// Put interfaces on bridge BR (all), or those on bridge/network OLD on bridge NEW (OLD=NEW). Repeatable.
+    /// Put interfaces on bridge BR (all), or those on bridge/network OLD on bridge NEW (OLD=NEW, or virt-v2v's OLD:NEW). Repeatable.
     #[arg(long, value_name = "BR|OLD=NEW")]
     bridge: Vec<String>,
-    /// Put interfaces on libvirt network NET (all), or those on OLD on network NEW (OLD=NEW). Repeatable.
+    /// Put interfaces on libvirt network NET (all), or those on OLD on network NEW (OLD=NEW or OLD:NEW). Repeatable.
     #[arg(long, value_name = "NET|OLD=NEW")]
     network: Vec<String>,
     /// Point the disk whose Xen target is TARGET at PATH (its converted image). Repeatable.
@@ -43,6 +43,9 @@ pub(crate) struct Args {
     /// Keep PV direct kernel boot (kernel/initrd/cmdline files on the host).
     #[arg(long)]
     keep_direct_boot: bool,
+    /// Do not add a video adapter to a domain that has none.
+    #[arg(long)]
+    no_video: bool,
     /// Convert a domain whose type is not xen.
     #[arg(long)]
     force: bool,
@@ -62,11 +65,12 @@ enum From {
     Xl,
 }
 
-fn parse_maps(values: &[String], bridge: bool) -> Vec<NetMap> {
+/// `--bridge`/`--network` values: `NEW`, `OLD=NEW` or virt-v2v's `OLD:NEW`.
+pub(crate) fn parse_maps(values: &[String], bridge: bool) -> Vec<NetMap> {
     values
         .iter()
         .map(|v| {
-            let (from, to) = match v.split_once('=') {
+            let (from, to) = match v.split_once('=').or_else(|| v.split_once(':')) {
                 Some((a, b)) => (Some(a.to_owned()), b.to_owned()),
                 None => (None, v.clone()),
             };
@@ -145,6 +149,7 @@ pub(crate) fn run(args: Args) -> Result<Exit> {
         nets,
         disks,
         keep_direct_boot: args.keep_direct_boot,
+        no_video: args.no_video,
         force: args.force,
         probe_format: &probe_format,
     };

@@ -33,6 +33,8 @@ pub struct Options<'a> {
     pub disks: Vec<(String, String)>,
     /// Keep PV direct kernel boot (`kernel`/`initrd`/`cmdline`).
     pub keep_direct_boot: bool,
+    /// Do not give a domain without a video device one (`--no-video`).
+    pub no_video: bool,
     /// Convert a domain whose type is not `xen`.
     pub force: bool,
     /// The format of a disk image, read from the image (`None`: unreadable).
@@ -53,6 +55,7 @@ impl<'a> Options<'a> {
             nets: Vec::new(),
             disks: Vec::new(),
             keep_direct_boot: false,
+            no_video: false,
             force: false,
             probe_format,
         }

@@ -14,15 +14,17 @@ pub const RULES: &[(&str, &str)] = &[
     ("name", "-on NAME renames the domain"),
     ("bootloader", "remove bootloader and bootloader_args (pygrub runs on the Xen host only)"),
     ("os-type", "os/type linux (PV) or xenpv/xenfv machines -> hvm, with an arch"),
+    ("lifecycle", "on_poweroff/on_reboot preserve and rename-restart (Xen only) -> destroy/restart"),
     ("boot-dev", "add <boot dev='hd'/> when nothing says what to boot"),
     ("direct-boot", "remove PV direct kernel boot (kernel/initrd/cmdline on the Xen host), unless --keep-direct-boot"),
     ("emulator", "devices/emulator -> the host's QEMU"),
-    ("disk", "driver qemu with the image format; xvdX/hdX/sdX -> vdX on bus virtio; cdroms and floppies on ide/fdc"),
-    ("interface", "model virtio; remove <script> and vif*/vnet*/veth* targets; --bridge/--network mappings"),
+    ("disk", "driver qemu with the image format; xvdX/hdX/sdX -> vdX on bus virtio (drive addresses removed); cdroms and floppies on ide/fdc"),
+    ("interface", "model virtio; remove <script> and vif*/vnet*/veth* targets; a bridge with no source is Xen's default xenbr0; --bridge/--network mappings"),
     ("console", "remove Xen console and serial; add a pty serial with a console on it"),
     ("input", "input bus xen -> ps2"),
     ("memballoon", "a virtio memballoon"),
-    ("xen-only", "remove or replace elements that KVM libvirt rejects (hvmloader, xenbus, viridian, xen features, xen video)"),
+    ("video", "a VGA adapter when the domain has no video or graphics device (a KVM domain has one; GRUB's graphical terminal waits for it), unless --no-video"),
+    ("xen-only", "remove or replace elements that KVM libvirt rejects (hvmloader, xenbus, viridian, xen features, xen video, Xen USB controllers)"),
 ];
 
 struct Cx {
@@ -79,6 +81,7 @@ pub fn convert_document(mut doc: Document, opts: &Options<'_>) -> Result<Convers
         );
     }
     os(d, opts, &mut cx);
+    lifecycle(d, &mut cx);
     xen_only_domain(d, &mut cx);
     if d.child("devices").is_none() {
         d.insert_element(None, Element::new("devices", &[]), "\n");
@@ -90,6 +93,7 @@ pub fn convert_document(mut doc: Document, opts: &Options<'_>) -> Result<Convers
     console(devices, &mut cx);
     inputs(devices, &mut cx);
     memballoon(devices, &mut cx);
+    video(devices, opts, &mut cx);
     xen_only_devices(devices, &mut cx);
     Ok(Conversion {
         xml: doc.to_xml(),
@@ -227,6 +231,33 @@ fn remap_cmdline(cmdline: &str) -> String {
         })
         .collect();
     words.join(" ")
+}
+
+/// QEMU refuses `preserve` on power-off and reboot, and Xen's
+/// `rename-restart` anywhere (`preserve` on crash it accepts).
+fn lifecycle(d: &mut Element, cx: &mut Cx) {
+    for (event, instead) in [
+        ("on_poweroff", "destroy"),
+        ("on_reboot", "restart"),
+        ("on_crash", "restart"),
+    ] {
+        let Some(e) = d.child_mut(event) else {
+            continue;
+        };
+        let old = e.text();
+        let refused = match old.trim() {
+            "rename-restart" => true,
+            "preserve" => event != "on_crash",
+            _ => false,
+        };
+        if refused {
+            e.set_text(instead);
+            cx.change(
+                "lifecycle",
+                format!("{event} {} -> {instead} (QEMU has no {0})", old.trim()),
+            );
+        }
+    }
 }
 
 fn xen_only_domain(d: &mut Element, cx: &mut Cx) {
@@ -372,6 +403,19 @@ fn disks(devices: &mut Element, opts: &Options<'_>, cx: &mut Cx) -> Result<(), E
                     );
                 }
                 t.remove_attr("tray");
+                // A drive address (IDE/SCSI unit) on a virtio disk is
+                // refused; libvirt gives it a PCI address.
+                for gone in
+                    disk.remove_children(|e| e.name == "address" && e.attr("type") != Some("pci"))
+                {
+                    cx.change(
+                        "disk",
+                        format!(
+                            "disk {new}: removed <address type='{}'> (a virtio disk has a PCI address)",
+                            gone.attr("type").unwrap_or("")
+                        ),
+                    );
+                }
                 let source = disk
                     .child("source")
                     .and_then(|s| s.attr("file").or(s.attr("dev")))
@@ -447,6 +491,9 @@ fn set_driver(disk: &mut Element, format: &str, dev: &str, cx: &mut Cx) {
     }
 }
 
+/// The bridge a Xen `vif` with no `bridge=` joins (xl's default).
+const XEN_DEFAULT_BRIDGE: &str = "xenbr0";
+
 fn interfaces(devices: &mut Element, opts: &Options<'_>, cx: &mut Cx) {
     for nic in devices.elements_mut().filter(|e| e.name == "interface") {
         let mac = nic
@@ -455,6 +502,27 @@ fn interfaces(devices: &mut Element, opts: &Options<'_>, cx: &mut Cx) {
             .unwrap_or("?")
             .to_owned();
         let kind = nic.attr("type").unwrap_or("").to_owned();
+        if kind == "bridge"
+            && nic
+                .child("source")
+                .is_none_or(|s| s.attr("bridge").is_none())
+        {
+            // xl's default bridge; libvirt's QEMU driver wants it named.
+            nic.remove_children(|e| e.name == "source");
+            let at = nic.elements().position(|e| e.name == "mac").map(|i| i + 1);
+            nic.insert_element(
+                at,
+                Element::new("source", &[("bridge", XEN_DEFAULT_BRIDGE)]),
+                "\n    ",
+            );
+            cx.change(
+                "interface",
+                format!("interface {mac}: no bridge named: Xen's default {XEN_DEFAULT_BRIDGE}"),
+            );
+            if opts.nets.is_empty() {
+                cx.warnings.push(format!("interface {mac}: it was on Xen's default bridge; it is now on a bridge named {XEN_DEFAULT_BRIDGE}, which must exist on the KVM host (or map it with --bridge {XEN_DEFAULT_BRIDGE}:BR)"));
+            }
+        }
         let src = nic
             .child("source")
             .and_then(|s| s.attr("bridge").or(s.attr("network")))
@@ -623,7 +691,44 @@ fn memballoon(devices: &mut Element, cx: &mut Cx) {
     }
 }
 
+/// A Xen PV domain usually has no video device; a KVM domain has one, and
+/// GRUB's default (graphical) terminal stalls without it.
+fn video(devices: &mut Element, opts: &Options<'_>, cx: &mut Cx) {
+    // With a <graphics>, libvirt adds a video device of its own.
+    if opts.no_video
+        || devices
+            .elements()
+            .any(|e| e.name == "video" || e.name == "graphics")
+    {
+        return;
+    }
+    let mut v = Element::new("video", &[]);
+    v.insert_element(None, Element::new("model", &[("type", "vga")]), "\n    ");
+    let at = devices
+        .elements()
+        .position(|e| e.name == "memballoon")
+        .or_else(|| devices.elements().position(|e| e.name == "hostdev"));
+    devices.insert_element(at, v, "\n  ");
+    cx.change(
+        "video",
+        "added a VGA video adapter (the Xen domain had no display device; --no-video leaves it out)",
+    );
+}
+
 fn xen_only_devices(devices: &mut Element, cx: &mut Cx) {
+    for c in devices
+        .elements_mut()
+        .filter(|e| e.name == "controller" && e.attr("type") == Some("usb"))
+    {
+        if let Some(m) = c.attr("model").filter(|m| m.starts_with("qusb")) {
+            let m = m.to_owned();
+            c.set_attr("model", "qemu-xhci");
+            cx.change(
+                "xen-only",
+                format!("USB controller model {m} (Xen's) -> qemu-xhci"),
+            );
+        }
+    }
     for gone in
         devices.remove_children(|e| e.name == "controller" && e.attr("type") == Some("xenbus"))
     {

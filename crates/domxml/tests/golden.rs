@@ -39,6 +39,7 @@ fn options_from(input: &str) -> Options<'static> {
         };
         match w {
             "keep-direct-boot" => o.keep_direct_boot = true,
+            "no-video" => o.no_video = true,
             "force" => o.force = true,
             "on" => o.name = Some(val()),
             "arch" => o.arch = Some(val()),

@@ -47,6 +47,7 @@ fn clone_opts<'a>(o: &Options<'a>) -> Options<'a> {
         nets: o.nets.clone(),
         disks: o.disks.clone(),
         keep_direct_boot: o.keep_direct_boot,
+        no_video: o.no_video,
         force: o.force,
         probe_format: o.probe_format,
     }
@@ -394,4 +395,77 @@ fn suse_guide_example() {
         "got:\n{}",
         c.xml
     );
+}
+
+#[test]
+fn lifecycle() {
+    let body = "  <on_poweroff>preserve</on_poweroff>\n  <on_reboot>preserve</on_reboot>\n  <on_crash>rename-restart</on_crash>\n  <devices>\n  </devices>\n";
+    check(
+        "lifecycle",
+        &opts(),
+        body,
+        &[
+            "<on_poweroff>destroy</on_poweroff>",
+            "<on_reboot>restart</on_reboot>",
+            "<on_crash>restart</on_crash>",
+        ],
+    );
+    // QEMU keeps a crashed guest for inspection: left as it is.
+    let c = convert(
+        &domain("  <on_crash>preserve</on_crash>\n  <devices>\n  </devices>\n"),
+        &opts(),
+    )
+    .unwrap();
+    assert!(c.xml.contains("<on_crash>preserve</on_crash>"), "{}", c.xml);
+    assert!(c.changes.iter().all(|ch| ch.rule != "lifecycle"));
+}
+
+#[test]
+fn video() {
+    check(
+        "video",
+        &opts(),
+        "  <devices>\n  </devices>\n",
+        &["<video>", "<model type='vga'/>"],
+    );
+    for (o, body) in [
+        (
+            Options {
+                no_video: true,
+                ..opts()
+            },
+            "  <devices>\n  </devices>\n",
+        ),
+        (
+            opts(),
+            "  <devices>\n    <graphics type='vnc' port='-1'/>\n  </devices>\n",
+        ),
+    ] {
+        let c = convert(&domain(body), &o).unwrap();
+        assert!(!c.xml.contains("<video"), "{}", c.xml);
+    }
+}
+
+#[test]
+fn things_libvirt_refuses_under_qemu() {
+    let body = "  <devices>\n    <disk type='file' device='disk'>\n      <source file='/x.img'/>\n      <target dev='xvda' bus='xen'/>\n      <address type='drive' controller='0' bus='0' target='0' unit='0'/>\n    </disk>\n    <controller type='usb' index='0' model='qusb1'/>\n    <interface type='bridge'>\n      <mac address='00:16:3e:00:00:01'/>\n    </interface>\n  </devices>\n";
+    check(
+        "disk",
+        &opts(),
+        body,
+        &["<target dev='vda' bus='virtio'/>\n    </disk>"],
+    );
+    check("xen-only", &opts(), body, &["model='qemu-xhci'"]);
+    check("interface", &opts(), body, &["<source bridge='xenbr0'/>"]);
+    // A mapping applies to the default bridge too.
+    let mapped = Options {
+        nets: vec![NetMap {
+            from: Some("xenbr0".to_owned()),
+            to: NetTarget::Bridge("br0".to_owned()),
+        }],
+        ..opts()
+    };
+    let c = convert(&domain(body), &mapped).unwrap();
+    assert!(c.xml.contains("<source bridge='br0'/>"), "{}", c.xml);
+    assert!(c.warnings.iter().all(|w| !w.contains("default bridge")));
 }

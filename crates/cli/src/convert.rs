@@ -65,7 +65,7 @@ pub(crate) struct Args {
     json: bool,
 }
 
-enum Mode {
+pub(crate) enum Mode {
     Copy { outputs: Vec<PathBuf> },
     InPlace,
     DryRun,
@@ -226,18 +226,73 @@ fn run_inner(args: &Args) -> Result<Exit> {
         _ => (args.disks.clone(), input_format.clone()),
     };
 
-    progress(args, "launching the appliance");
+    let mut report = Report::new(&args.disks, &mode);
+    let job = Job {
+        disks: &disks,
+        format,
+        mode: &mode,
+        root: args.root.clone(),
+        skip: &args.skip,
+        resume: args.resume,
+        source_disks: &args.disks,
+        quiet: args.json,
+    };
+    let exit = convert_disks(&job, &mut report, &mut times)?;
+    if exit == Exit::Ok {
+        if let Mode::Copy { outputs } = &mode {
+            for (partial, out) in partials.0.iter().zip(outputs) {
+                std::fs::rename(partial, out).with_context(|| {
+                    format!("renaming {} to {}", partial.display(), out.display())
+                })?;
+            }
+            partials.0.clear();
+            report.outputs = outputs.iter().map(|p| p.display().to_string()).collect();
+        }
+    }
+    report.finish(args.json, &times, total.elapsed());
+    Ok(exit)
+}
+
+/// One conversion, from the appliance's launch to its close.
+pub(crate) struct Job<'a> {
+    /// The disks opened in the appliance (in copy mode, the copies).
+    pub(crate) disks: &'a [PathBuf],
+    /// Their one format.
+    pub(crate) format: String,
+    pub(crate) mode: &'a Mode,
+    pub(crate) root: Option<String>,
+    pub(crate) skip: &'a [String],
+    pub(crate) resume: bool,
+    /// The source disks, as the user named them (for messages).
+    pub(crate) source_disks: &'a [PathBuf],
+    /// No progress lines on stderr.
+    pub(crate) quiet: bool,
+}
+
+/// Converts `job.disks`, filling `report` (printed by the caller): the
+/// exit code says how it ended; an `Err` is an error before the guest was
+/// read (the appliance did not start, …).
+pub(crate) fn convert_disks(job: &Job<'_>, report: &mut Report, times: &mut Times) -> Result<Exit> {
+    let mode = job.mode;
+    let progress = |msg: &str| {
+        if !job.quiet {
+            eprintln!("xen2kvm: {msg}");
+        }
+    };
+    progress("launching the appliance");
     let t = Instant::now();
     let opened = Guest::open(
-        &disks,
+        job.disks,
         &OpenOptions {
             readonly: matches!(mode, Mode::DryRun),
-            format: Some(format),
-            root: args.root.clone(),
+            format: Some(job.format.clone()),
+            root: job.root.clone(),
         },
     );
     if interrupt::requested() {
-        return Ok(interrupted_early(args, &mode, "launching the appliance"));
+        return Ok(report.interrupted(
+            "while launching the appliance; partial outputs were removed, the source was not changed",
+        ));
     }
     let guest = opened?;
     let _appliance = guest.pid().map(interrupt::child);
@@ -246,15 +301,14 @@ fn run_inner(args: &Args) -> Result<Exit> {
     // A guest left half-converted is put back first, or not touched.
     let mut resumed = Vec::new();
     if let Some(dir) = journal::unfinished(&guest).context("reading the guest's journals")? {
-        if !args.resume {
+        if !job.resume {
             guest.close()?;
-            bail!("{}", unfinished_message(&args.disks, dir.as_str()));
+            bail!("{}", unfinished_message(job.source_disks, dir.as_str()));
         }
         interrupt::set_policy(Policy::SafePoint)?;
-        progress(
-            args,
-            &format!("restoring the guest from the unfinished journal {dir}"),
-        );
+        progress(&format!(
+            "restoring the guest from the unfinished journal {dir}"
+        ));
         let r = journal::revert(&guest, Some(&GuestDisk(&guest)))
             .context("restoring the guest from its unfinished journal (--resume)")?;
         resumed = r.restored;
@@ -266,20 +320,19 @@ fn run_inner(args: &Args) -> Result<Exit> {
     let boot_disk = guest.boot_disk()?;
     times.inspect = t.elapsed();
 
-    let mut report = Report::new(args, &mode, Some(&f), &guest.root().device);
+    report.set_facts(&f, &guest.root().device);
     report.resumed = resumed;
     if let Some(Verdict::Blocked { reason, remedy }) = facts::blocked(&f) {
         guest.close()?;
         report.result = "blocked";
         report.error = Some(format!("{reason}; {remedy}"));
-        report.finish(args, &times, total.elapsed());
         return Ok(Exit::Blocked);
     }
 
     let ctx = Ctx {
         facts: &f,
         boot_disk: Some(boot_disk),
-        skip: &args.skip,
+        skip: job.skip,
     };
     let plan = editor::plan(&guest, &ctx).context("planning the conversion")?;
     report.set_plan(&plan);
@@ -290,7 +343,6 @@ fn run_inner(args: &Args) -> Result<Exit> {
         guest.close()?;
         report.result = "blocked";
         report.error = Some(format!("{reason}; {remedy}"));
-        report.finish(args, &times, total.elapsed());
         return Ok(Exit::Blocked);
     }
 
@@ -301,7 +353,6 @@ fn run_inner(args: &Args) -> Result<Exit> {
         } else {
             "would-change"
         };
-        report.finish(args, &times, total.elapsed());
         return Ok(Exit::Ok);
     }
 
@@ -312,12 +363,9 @@ fn run_inner(args: &Args) -> Result<Exit> {
         interrupt::set_policy(Policy::SafePoint)?;
         if interrupt::requested() {
             guest.close()?;
-            return Ok(report.interrupted(args, &times, total.elapsed(), "before any change"));
+            return Ok(report.interrupted("before any change"));
         }
-        progress(
-            args,
-            "saving what the conversion will change (journal in the guest)",
-        );
+        progress("saving what the conversion will change (journal in the guest)");
         let j = journal::begin(&guest, Some(&GuestDisk(&guest)), &plan.journal_scope())
             .context("starting the conversion")?;
         report.journal = Some(j.dir().to_string());
@@ -327,18 +375,15 @@ fn run_inner(args: &Args) -> Result<Exit> {
         None
     };
 
-    progress(
-        args,
-        &format!(
-            "applying {} change(s), {} command(s)",
-            plan.changes.len(),
-            plan.steps.len()
-        ),
-    );
+    progress(&format!(
+        "applying {} change(s), {} command(s)",
+        plan.changes.len(),
+        plan.steps.len()
+    ));
     let result = editor::apply(&guest, &GuestRunner(&guest), &plan);
     let failure = match result {
         Ok(a) => {
-            report.add_applied(&a, &mut times);
+            report.add_applied(&a, times);
             if interrupt::requested() {
                 Some("after the last step".to_owned())
             } else {
@@ -357,14 +402,14 @@ fn run_inner(args: &Args) -> Result<Exit> {
             }
         }
         Err(e) => {
-            report.add_applied(&e.applied, &mut times);
+            report.add_applied(&e.applied, times);
             Some(e.error.to_string())
         }
     };
     if let Some(error) = failure {
         // Undo what was done, from the journal, in the same appliance.
         let rolled = journal.as_ref().map(|j| {
-            progress(args, "rolling back from the journal");
+            progress("rolling back from the journal");
             journal::rollback(&guest, Some(&GuestDisk(&guest)), j)
         });
         let closed = guest.close();
@@ -386,44 +431,33 @@ fn run_inner(args: &Args) -> Result<Exit> {
             (_, None, Ok(())) => "nothing had been written".to_owned(),
         };
         if interrupt::requested() {
-            return Ok(report.interrupted(args, &times, total.elapsed(), &what));
+            return Ok(report.interrupted(&what));
         }
         report.result = "failed";
         report.error = Some(format!("{error} ({what})"));
-        report.finish(args, &times, total.elapsed());
         return Ok(Exit::Failed);
     }
     if let Some(j) = &journal {
         j.finish(&guest).context("marking the journal finished")?;
     }
     guest.close()?;
-    if let Mode::Copy { outputs } = &mode {
-        for (partial, out) in partials.0.iter().zip(outputs) {
-            std::fs::rename(partial, out)
-                .with_context(|| format!("renaming {} to {}", partial.display(), out.display()))?;
-        }
-        partials.0.clear();
-        report.outputs = outputs.iter().map(|p| p.display().to_string()).collect();
-    }
     report.result = if plan.is_empty() {
         "unchanged"
     } else {
         "converted"
     };
-    report.finish(args, &times, total.elapsed());
     Ok(Exit::Ok)
 }
 
 /// The report of a run interrupted before the guest was inspected (while
 /// copying or launching): partial outputs are removed by their guard.
 fn interrupted_early(args: &Args, mode: &Mode, during: &str) -> Exit {
-    let mut report = Report::new(args, mode, None, "");
-    report.interrupted(
-        args,
-        &Times::default(),
-        Duration::ZERO,
-        &format!("while {during}; partial outputs were removed, the source was not changed"),
-    )
+    let mut report = Report::new(&args.disks, mode);
+    let exit = report.interrupted(&format!(
+        "while {during}; partial outputs were removed, the source was not changed"
+    ));
+    report.finish(args.json, &Times::default(), Duration::ZERO);
+    exit
 }
 
 /// What is left after a conversion, read from the converted guest: every
@@ -511,7 +545,7 @@ fn partial_path(out: &Path) -> PathBuf {
 }
 
 #[derive(Debug, Default)]
-struct Times {
+pub(crate) struct Times {
     copy: Duration,
     appliance: Duration,
     inspect: Duration,
@@ -563,7 +597,7 @@ struct Seconds {
 
 /// The report, printed as text or as JSON (docs/json.md).
 #[derive(Debug, Serialize)]
-struct Report {
+pub(crate) struct Report {
     version: u32,
     mode: &'static str,
     disks: Vec<String>,
@@ -594,15 +628,15 @@ struct Report {
 }
 
 impl Report {
-    fn new(args: &Args, mode: &Mode, f: Option<&Facts>, root: &str) -> Report {
+    pub(crate) fn new(disks: &[PathBuf], mode: &Mode) -> Report {
         Report {
             version: 1,
             mode: mode.name(),
-            disks: args.disks.iter().map(|d| d.display().to_string()).collect(),
+            disks: disks.iter().map(|d| d.display().to_string()).collect(),
             outputs: Vec::new(),
-            root: root.to_owned(),
-            os: f.map(|f| f.os.product.clone()).unwrap_or_default(),
-            kernel: f.and_then(|f| facts::chosen_kernel(f).map(|k| k.version.clone())),
+            root: String::new(),
+            os: String::new(),
+            kernel: None,
             result: "",
             error: None,
             changes: Vec::new(),
@@ -620,9 +654,15 @@ impl Report {
         }
     }
 
-    /// Prints the report of an interrupted run; the exit code is
+    fn set_facts(&mut self, f: &Facts, root: &str) {
+        root.clone_into(&mut self.root);
+        self.os.clone_from(&f.os.product);
+        self.kernel = facts::chosen_kernel(f).map(|k| k.version.clone());
+    }
+
+    /// Marks the report of an interrupted run; the exit code is
     /// 128 + the signal, as a shell reports a process a signal stopped.
-    fn interrupted(&mut self, args: &Args, t: &Times, total: Duration, what: &str) -> Exit {
+    pub(crate) fn interrupted(&mut self, what: &str) -> Exit {
         let sig = interrupt::signal().unwrap_or(15);
         self.result = "interrupted";
         self.signal = Some(interrupt::signal_name(sig));
@@ -630,7 +670,6 @@ impl Report {
             "interrupted by {}: {what}",
             interrupt::signal_name(sig)
         ));
-        self.finish(args, t, total);
         Exit::Interrupted
     }
 
@@ -669,7 +708,21 @@ impl Report {
         times.grub = a.grub;
     }
 
-    fn finish(&mut self, args: &Args, t: &Times, total: Duration) {
+    /// Records the times and prints the report (JSON or text).
+    pub(crate) fn finish(&mut self, json: bool, t: &Times, total: Duration) {
+        self.set_times(t, total);
+        if json {
+            match serde_json::to_string_pretty(self) {
+                Ok(j) => println!("{j}"),
+                Err(e) => eprintln!("xen2kvm: error: {e}"),
+            }
+        } else {
+            self.print_human();
+        }
+    }
+
+    /// Records the times.
+    pub(crate) fn set_times(&mut self, t: &Times, total: Duration) {
         let s = |d: Duration| (d.as_secs_f64() * 10.0).round() / 10.0;
         self.seconds = Some(Seconds {
             copy: s(t.copy),
@@ -680,14 +733,6 @@ impl Report {
             grub: s(t.grub),
             total: s(total),
         });
-        if args.json {
-            match serde_json::to_string_pretty(self) {
-                Ok(j) => println!("{j}"),
-                Err(e) => eprintln!("xen2kvm: error: {e}"),
-            }
-        } else {
-            self.print_human();
-        }
     }
 
     fn print_human(&self) {

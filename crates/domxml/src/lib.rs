@@ -11,6 +11,7 @@
 
 #![warn(missing_docs)]
 
+pub mod disks;
 pub mod dom;
 mod rules;
 pub mod xl;

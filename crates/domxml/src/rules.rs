@@ -327,7 +327,7 @@ fn free_name(prefix: &str, wanted: &str, used: &mut BTreeSet<String>) -> String 
         .unwrap_or(first)
 }
 
-fn format_of_driver_type(t: &str) -> Option<&'static str> {
+pub(crate) fn format_of_driver_type(t: &str) -> Option<&'static str> {
     Some(match t {
         "aio" | "raw" => "raw",
         "qcow" => "qcow",

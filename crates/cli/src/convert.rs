@@ -606,7 +606,7 @@ pub(crate) struct Report {
     os: String,
     kernel: Option<String>,
     result: &'static str,
-    error: Option<String>,
+    pub(crate) error: Option<String>,
     changes: Vec<JsonChange>,
     files: Vec<JsonFile>,
     links_removed: Vec<String>,
@@ -733,6 +733,30 @@ impl Report {
             grub: s(t.grub),
             total: s(total),
         });
+    }
+
+    /// The conversion in a few lines (for `migrate`'s report).
+    #[allow(clippy::print_stdout)]
+    pub(crate) fn print_summary(&self) {
+        println!(
+            "conversion: {} ({}; {} change(s), {} command(s))",
+            self.result,
+            self.os,
+            self.changes.len(),
+            self.steps.len()
+        );
+        for c in &self.changes {
+            println!("  [{}] {}: {}", c.rule, c.target, c.what);
+        }
+        for w in &self.warnings {
+            println!("  warning: [{}] {}: {}", w.rule, w.target, w.what);
+        }
+        for r in &self.residue {
+            println!("  residue: {r}");
+        }
+        if let Some(e) = &self.error {
+            println!("  error: {e}");
+        }
     }
 
     fn print_human(&self) {

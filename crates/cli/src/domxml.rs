@@ -86,7 +86,7 @@ pub(crate) fn parse_maps(values: &[String], bridge: bool) -> Vec<NetMap> {
         .collect()
 }
 
-fn host_emulator() -> String {
+pub(crate) fn host_emulator() -> String {
     for p in [
         "/usr/bin/qemu-system-x86_64",
         "/usr/bin/qemu-kvm",

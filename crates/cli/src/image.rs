@@ -73,19 +73,60 @@ pub(crate) fn common_format(disks: &[impl AsRef<Path>]) -> Result<String> {
 
 /// Copies `src` (in `src_format`) to a new image `dst` in `format`.
 pub(crate) fn copy(src: &Path, src_format: &str, dst: &Path, format: &str) -> Result<()> {
+    convert(src, src_format, dst, format, false, &mut |_| {})
+}
+
+/// `qemu-img convert`, fully allocated when `preallocate`, reporting its
+/// progress (0–100) as it goes.
+pub(crate) fn convert(
+    src: &Path,
+    src_format: &str,
+    dst: &Path,
+    format: &str,
+    preallocate: bool,
+    progress: &mut dyn FnMut(f64),
+) -> Result<()> {
+    use std::io::Read;
     use std::os::unix::process::CommandExt;
+    let mut cmd = Command::new("qemu-img");
+    cmd.args(["convert", "-p", "-f", src_format, "-O", format]);
+    if preallocate {
+        // Every byte allocated; -S 0 writes the zeros too.
+        cmd.args(["-o", "preallocation=falloc", "-S", "0"]);
+    }
     // In its own process group (a Ctrl-C is xen2kvm's to handle), and
     // registered so that a signal stops it.
-    let child = Command::new("qemu-img")
-        .args(["convert", "-f", src_format, "-O", format])
+    let mut child = cmd
         .arg(src)
         .arg(dst)
-        .stdout(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .process_group(0)
         .spawn()
         .context("running qemu-img (install qemu-utils)")?;
     let _guard = crate::interrupt::child(child.id());
+    if let Some(mut out) = child.stdout.take() {
+        // "    (12.34/100%)\r", over and over.
+        let mut buf = [0u8; 256];
+        let mut pending = String::new();
+        while let Ok(n) = out.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            pending.push_str(&String::from_utf8_lossy(&buf[..n]));
+            while let Some(end) = pending.find(['\r', '\n']) {
+                let piece: String = pending.drain(..=end).collect();
+                if let Some(p) = piece
+                    .trim()
+                    .strip_prefix('(')
+                    .and_then(|r| r.split('/').next())
+                    .and_then(|v| v.parse::<f64>().ok())
+                {
+                    progress(p);
+                }
+            }
+        }
+    }
     let out = child.wait_with_output().context("waiting for qemu-img")?;
     if !out.status.success() {
         bail!(

@@ -15,6 +15,7 @@ pub const RULES: &[(&str, &str)] = &[
     ("bootloader", "remove bootloader and bootloader_args (pygrub runs on the Xen host only)"),
     ("os-type", "os/type linux (PV) or xenpv/xenfv machines -> hvm, with an arch"),
     ("lifecycle", "on_poweroff/on_reboot preserve and rename-restart (Xen only) -> destroy/restart"),
+    ("features", "ACPI and APIC on (a PV domain has neither; without ACPI `virsh shutdown` does nothing and current QEMU refuses libvirt's -no-acpi)"),
     ("boot-dev", "add <boot dev='hd'/> when nothing says what to boot"),
     ("direct-boot", "remove PV direct kernel boot (kernel/initrd/cmdline on the Xen host), unless --keep-direct-boot"),
     ("emulator", "devices/emulator -> the host's QEMU"),
@@ -83,6 +84,7 @@ pub fn convert_document(mut doc: Document, opts: &Options<'_>) -> Result<Convers
     os(d, opts, &mut cx);
     lifecycle(d, &mut cx);
     xen_only_domain(d, &mut cx);
+    features(d, &mut cx);
     if d.child("devices").is_none() {
         d.insert_element(None, Element::new("devices", &[]), "\n");
     }
@@ -231,6 +233,33 @@ fn remap_cmdline(cmdline: &str) -> String {
         })
         .collect();
     words.join(" ")
+}
+
+/// A KVM guest has ACPI (power button, shutdown) and an APIC.
+fn features(d: &mut Element, cx: &mut Cx) {
+    if d.child("features").is_none() {
+        let at = d.elements().position(|e| {
+            matches!(
+                e.name.as_str(),
+                "cpu"
+                    | "clock"
+                    | "on_poweroff"
+                    | "on_reboot"
+                    | "on_crash"
+                    | "pm"
+                    | "perf"
+                    | "devices"
+            )
+        });
+        d.insert_element(at, Element::new("features", &[]), "\n");
+    }
+    let f = d.child_mut("features").expect("features exists");
+    for feature in ["acpi", "apic"] {
+        if f.child(feature).is_none() {
+            f.insert_element(None, Element::new(feature, &[]), "\n  ");
+            cx.change("features", format!("added <{feature}/>"));
+        }
+    }
 }
 
 /// QEMU refuses `preserve` on power-off and reboot, and Xen's

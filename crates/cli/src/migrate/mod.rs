@@ -1,0 +1,1207 @@
+//! `xen2kvm migrate`: the whole job, in virt-v2v's spelling — a stopped
+//! Xen domain in (its libvirt XML, its xl.cfg, or the domain through
+//! libvirt), a KVM domain out (`-o local`: the disks and `NAME.xml` in a
+//! directory; `-o libvirt`: the disks in a directory storage pool and the
+//! domain defined, `--start`ed on request).
+//!
+//! Phases, each timed in the report: `check` (the domain is shut off, its
+//! disks readable, no output exists, the output filesystems have room, the
+//! tools are there), `copy` (each disk read once: the output, the backup
+//! copy and the SHA-256 of the source from that one read when source and
+//! output are raw; otherwise the backup from one read and the output by
+//! `qemu-img convert`), `backup` (`--backup DIR`: the domain config copied,
+//! `SHA256SUMS` written, and every copy re-read from the disk against it),
+//! `convert` (the conversion of `xen2kvm convert`, on the copies, one
+//! appliance launch), `domain` (the `domxml` translation, pointing at the
+//! new disks), `boot-check` (`--boot-check`: the converted boot disk boots
+//! in QEMU before anything is defined) and `output` (outputs renamed into
+//! place, `NAME.xml` written or the domain defined).
+//!
+//! A failure or a signal in any phase leaves nothing defined and no output
+//! (partial copies, backup copies of this run, the XML are removed); the
+//! source is only read, and a write to it during the copy is detected
+//! (its ctime) and fails the run. Running the same command again after
+//! fixing the cause starts afresh. Exit 0 migrated (or, with --dry-run,
+//! would migrate), 1 failed, 3 blocked (the guest needs something first),
+//! 128+N stopped by signal N.
+
+pub(crate) mod events;
+pub(crate) mod input;
+pub(crate) mod libvirt;
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+use xen2kvm_bootcheck::{self as bc, AccelChoice};
+use xen2kvm_diskcopy::{self as diskcopy, sums, Allocation, Sink};
+use xen2kvm_domxml as dx;
+
+use crate::convert;
+use crate::interrupt::{self, Policy};
+use crate::lock::{Access, Locks};
+use crate::Exit;
+use events::{Events, PhaseTime, Style};
+use input::{Disk, InputMode, Skipped};
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// Where the domain comes from (-i): libvirtxml (a `virsh dumpxml`
+    /// file), libvirt (a domain of -ic URI), xl (an xl.cfg).
+    #[arg(short = 'i', long = "input-mode", value_enum, value_name = "MODE")]
+    input_mode: InputMode,
+    /// -ic: the libvirt connection of -i libvirt (default xen:///system;
+    /// xen+ssh://root@host/system reaches a remote Xen host).
+    #[arg(long = "input-conn", value_name = "URI")]
+    input_conn: Option<String>,
+    /// The domain XML file, the xl.cfg, or the domain's name (-i libvirt).
+    input: String,
+    /// Where the result goes (-o): local (-os DIR: disks and NAME.xml) or
+    /// libvirt (-os POOL: disks in the directory pool, domain defined).
+    #[arg(short = 'o', long = "output-mode", value_enum, default_value_t = OutputMode::Libvirt, value_name = "MODE")]
+    output_mode: OutputMode,
+    /// -oc: the libvirt connection of -o libvirt.
+    #[arg(
+        long = "output-conn",
+        value_name = "URI",
+        default_value = "qemu:///system"
+    )]
+    output_conn: String,
+    /// -os: the output directory (-o local) or storage pool (-o libvirt,
+    /// default "default").
+    #[arg(long = "output-storage", value_name = "DIR|POOL")]
+    output_storage: Option<String>,
+    /// -on: the migrated domain's name (default: the Xen domain's).
+    #[arg(long = "output-name", value_name = "NAME")]
+    output_name: Option<String>,
+    /// -of: the output disks' format (default: raw when every source disk
+    /// is raw, else qcow2).
+    #[arg(long = "output-format", value_parser = ["raw", "qcow2"], value_name = "FORMAT")]
+    output_format: Option<String>,
+    /// -oa: sparse (holes kept) or preallocated (every byte allocated).
+    #[arg(long = "output-allocation", value_enum, default_value_t = Alloc::Sparse, value_name = "ALLOC")]
+    output_allocation: Alloc,
+    /// Put interfaces on bridge OUT (all), or those on IN on OUT (IN:OUT). Repeatable.
+    #[arg(short = 'b', long = "bridge", value_name = "[IN:]OUT")]
+    bridge: Vec<String>,
+    /// Put interfaces on libvirt network OUT (all), or those on IN on OUT (IN:OUT). Repeatable.
+    #[arg(short = 'n', long = "network", value_name = "[IN:]OUT")]
+    network: Vec<String>,
+    /// Do not give a domain without a display a video adapter.
+    #[arg(long)]
+    no_video: bool,
+    /// Back up the domain config and every disk into DIR first, with a
+    /// SHA256SUMS (`sha256sum -c` reads it), verified by re-reading.
+    #[arg(long, value_name = "DIR")]
+    backup: Option<PathBuf>,
+    /// Boot the converted disks in QEMU before anything is defined; a
+    /// guest that does not boot fails the migration.
+    #[arg(long)]
+    boot_check: bool,
+    /// Start the domain once defined (-o libvirt).
+    #[arg(long)]
+    start: bool,
+    /// Check everything and show what would be done (the conversion's
+    /// changes, the domain XML); write nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Which root filesystem to convert when the disks hold several.
+    #[arg(long, value_name = "DEV")]
+    root: Option<String>,
+    /// Directory for boot-check's console logs (default: a directory
+    /// under the system temp directory).
+    #[arg(long, value_name = "DIR")]
+    log_dir: Option<PathBuf>,
+    /// The QEMU system emulator of --boot-check.
+    #[arg(
+        long,
+        default_value = "qemu-system-x86_64",
+        env = "XEN2KVM_QEMU",
+        value_name = "PATH"
+    )]
+    qemu: PathBuf,
+    /// Print the report as one JSON document (docs/json.md).
+    #[arg(long, conflicts_with = "machine_readable")]
+    json: bool,
+    /// One JSON object per line on stdout for every event (phases,
+    /// progress, warnings) and the report last (docs/json.md).
+    #[arg(long)]
+    machine_readable: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum OutputMode {
+    Local,
+    Libvirt,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Alloc {
+    Sparse,
+    Preallocated,
+}
+
+impl Alloc {
+    fn name(self) -> &'static str {
+        match self {
+            Alloc::Sparse => "sparse",
+            Alloc::Preallocated => "preallocated",
+        }
+    }
+}
+
+/// virt-v2v's multi-letter options (`-ic`, `-os`, …) as clap's long ones;
+/// only the arguments of `migrate` and `backup` are rewritten.
+pub(crate) fn virt_v2v_spelling(args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let sub = args
+        .iter()
+        .skip(1)
+        .position(|a| a == "migrate" || a == "backup");
+    let Some(sub) = sub else {
+        return args;
+    };
+    args.into_iter()
+        .enumerate()
+        .map(|(i, a)| {
+            if i <= sub + 1 {
+                return a;
+            }
+            let long = match a.to_str() {
+                Some("-ic") => "--input-conn",
+                Some("-oc") => "--output-conn",
+                Some("-os") => "--output-storage",
+                Some("-of") => "--output-format",
+                Some("-oa") => "--output-allocation",
+                Some("-on") => "--output-name",
+                _ => return a,
+            };
+            long.into()
+        })
+        .collect()
+}
+
+/// One disk in the report.
+#[derive(Debug, Serialize)]
+struct DiskReport {
+    /// The Xen target.
+    target: String,
+    source: String,
+    kind: &'static str,
+    source_format: String,
+    virtual_size: u64,
+    source_allocated: u64,
+    output: String,
+    output_allocated: Option<u64>,
+    /// SHA-256 of the source as read (the guest's data for a raw disk,
+    /// the image file's bytes for a qcow2 one).
+    sha256: Option<String>,
+    sha256_of: Option<&'static str>,
+    /// How many times the source was read.
+    reads: u32,
+    backup: Option<String>,
+    /// The source's size, mtime and ctime are the same after the copy
+    /// (not known for a block device).
+    source_unchanged: Option<bool>,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct BackupReport {
+    pub(crate) dir: String,
+    pub(crate) manifest: String,
+    pub(crate) files: Vec<String>,
+    pub(crate) verified: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct BootReport {
+    verdict: String,
+    reason: Option<String>,
+    log: String,
+    seconds: f64,
+}
+
+#[derive(Debug, Serialize)]
+struct DomainChange {
+    rule: &'static str,
+    what: String,
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    version: u32,
+    name: String,
+    input: serde_json::Value,
+    output: serde_json::Value,
+    /// migrated, would-migrate, blocked, failed, interrupted.
+    result: &'static str,
+    /// The phase that failed or was interrupted.
+    phase: Option<&'static str>,
+    error: Option<String>,
+    signal: Option<&'static str>,
+    disks: Vec<DiskReport>,
+    skipped: Vec<Skipped>,
+    backup: Option<BackupReport>,
+    conversion: Option<convert::Report>,
+    domain_changes: Vec<DomainChange>,
+    /// The domain XML (dry run only; else it is in NAME.xml or libvirt).
+    domain_xml: Option<String>,
+    /// Where the XML went (-o local) or the domain defined (-o libvirt).
+    xml: Option<String>,
+    defined: Option<String>,
+    started: bool,
+    boot_check: Option<BootReport>,
+    warnings: Vec<String>,
+    phases: Vec<PhaseTime>,
+    seconds: f64,
+}
+
+/// What this run made, removed (and undefined) unless it succeeds.
+#[derive(Default)]
+pub(crate) struct Cleanup {
+    pub(crate) files: Vec<PathBuf>,
+    defined: Option<(String, String)>,
+    refresh: Option<(String, String)>,
+}
+
+impl Cleanup {
+    pub(crate) fn disarm(&mut self) {
+        self.files.clear();
+        self.defined = None;
+        self.refresh = None;
+    }
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        if let Some((conn, name)) = self.defined.take() {
+            let _ = libvirt::virsh(&conn, &["undefine", &name]);
+        }
+        for f in self.files.drain(..) {
+            let _ = std::fs::remove_file(f);
+        }
+        if let Some((conn, pool)) = self.refresh.take() {
+            let _ = libvirt::virsh(&conn, &["pool-refresh", &pool]);
+        }
+    }
+}
+
+pub(crate) fn run(args: Args) -> Result<Exit> {
+    interrupt::set_policy(Policy::Abort)?;
+    let style = if args.machine_readable {
+        Style::Machine
+    } else if args.json {
+        Style::Json
+    } else {
+        Style::Human
+    };
+    let total = Instant::now();
+    let mut ev = Events::new(style);
+    let mut report = Report {
+        version: 1,
+        name: String::new(),
+        input: serde_json::json!({
+            "mode": args.input_mode.name(),
+            "from": args.input,
+            "conn": args.input_conn,
+        }),
+        output: serde_json::json!({
+            "mode": match args.output_mode { OutputMode::Local => "local", OutputMode::Libvirt => "libvirt" },
+            "storage": args.output_storage,
+            "conn": (args.output_mode == OutputMode::Libvirt).then_some(&args.output_conn),
+            "allocation": args.output_allocation.name(),
+        }),
+        result: "",
+        phase: None,
+        error: None,
+        signal: None,
+        disks: Vec::new(),
+        skipped: Vec::new(),
+        backup: None,
+        conversion: None,
+        domain_changes: Vec::new(),
+        domain_xml: None,
+        xml: None,
+        defined: None,
+        started: false,
+        boot_check: None,
+        warnings: Vec::new(),
+        phases: Vec::new(),
+        seconds: 0.0,
+    };
+    let outcome = job(&args, &mut ev, &mut report);
+    let exit = match outcome {
+        Ok(exit) => exit,
+        Err(e) => {
+            report.phase = ev.phase();
+            let phase = ev.phase().unwrap_or("start");
+            if interrupt::requested() {
+                let sig = interrupt::signal().unwrap_or(15);
+                report.result = "interrupted";
+                report.signal = Some(interrupt::signal_name(sig));
+                report.error = Some(format!(
+                    "interrupted by {} in the {phase} phase ({e:#}): nothing was defined, what this run made was removed, the source was not changed",
+                    interrupt::signal_name(sig)
+                ));
+                Exit::Interrupted
+            } else {
+                report.result = "failed";
+                report.error = Some(format!(
+                    "{phase}: {e:#} (nothing was defined, what this run made was removed, the source was not changed)"
+                ));
+                Exit::Failed
+            }
+        }
+    };
+    ev.end();
+    report.phases = ev.phases.clone();
+    report.seconds = (total.elapsed().as_secs_f64() * 10.0).round() / 10.0;
+    match style {
+        Style::Machine => ev.result(&serde_json::to_value(&report)?),
+        Style::Json => print_json(&report)?,
+        Style::Human => print_human(&report),
+    }
+    Ok(exit)
+}
+
+#[allow(clippy::print_stdout)]
+fn print_json(report: &Report) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(report)?);
+    Ok(())
+}
+
+fn gib(bytes: u64) -> String {
+    format!("{:.2} GiB", bytes as f64 / f64::from(1u32 << 30))
+}
+
+#[allow(clippy::print_stdout)]
+fn print_human(r: &Report) {
+    println!("domain: {}", r.name);
+    for d in &r.disks {
+        println!(
+            "disk {}: {} ({}, {}, {} allocated) -> {}{}",
+            d.target,
+            d.source,
+            d.source_format,
+            gib(d.virtual_size),
+            gib(d.source_allocated),
+            d.output,
+            d.output_allocated
+                .map(|a| format!(" ({} allocated)", gib(a)))
+                .unwrap_or_default()
+        );
+        if let (Some(s), Some(of)) = (&d.sha256, d.sha256_of) {
+            println!("  sha256 ({of}): {s}");
+        }
+        if let Some(b) = &d.backup {
+            println!("  backup: {b}");
+        }
+    }
+    for s in &r.skipped {
+        println!("not copied: {}", s.note);
+    }
+    if let Some(b) = &r.backup {
+        println!(
+            "backup: {} ({} files, {} {})",
+            b.dir,
+            b.files.len(),
+            b.manifest,
+            if b.verified {
+                "verified"
+            } else {
+                "NOT verified"
+            }
+        );
+    }
+    if let Some(c) = &r.conversion {
+        c.print_summary();
+    }
+    for c in &r.domain_changes {
+        println!("domain: [{}] {}", c.rule, c.what);
+    }
+    if let Some(x) = &r.domain_xml {
+        print!("{x}");
+    }
+    if let Some(b) = &r.boot_check {
+        println!(
+            "boot-check: {}{} (console log {})",
+            b.verdict,
+            b.reason
+                .as_deref()
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default(),
+            b.log
+        );
+    }
+    for w in &r.warnings {
+        println!("warning: {w}");
+    }
+    if let Some(x) = &r.xml {
+        println!("domain XML: {x}");
+    }
+    if let Some(d) = &r.defined {
+        println!("defined: {d}{}", if r.started { " (started)" } else { "" });
+    }
+    let phases: Vec<String> = r
+        .phases
+        .iter()
+        .map(|p| format!("{} {}s", p.phase, p.seconds))
+        .collect();
+    println!("seconds: {} (total {})", phases.join(", "), r.seconds);
+    match &r.error {
+        Some(e) => println!("result: {}: {e}", r.result),
+        None => println!("result: {}", r.result),
+    }
+}
+
+/// The output name of the `i`-th disk: `vda`, `vdb`, …
+fn letters(mut i: usize) -> String {
+    let mut s = Vec::new();
+    loop {
+        s.push(b'a' + (i % 26) as u8);
+        if i < 26 {
+            break;
+        }
+        i = i / 26 - 1;
+    }
+    s.reverse();
+    String::from_utf8(s).unwrap_or_default()
+}
+
+fn partial_path(out: &Path) -> PathBuf {
+    let mut name = out.file_name().unwrap_or_default().to_owned();
+    name.push(".partial");
+    out.with_file_name(name)
+}
+
+/// Fails unless `dir`'s filesystem has `need` bytes free.
+fn check_room(dir: &Path, need: u64, what: &str) -> Result<()> {
+    let st = rustix::fs::statvfs(dir).with_context(|| format!("statvfs {}", dir.display()))?;
+    let free = st.f_bavail.saturating_mul(st.f_frsize);
+    if free < need {
+        bail!(
+            "not enough room in {} for {what}: {} needed, {} free",
+            dir.display(),
+            gib(need),
+            gib(free)
+        );
+    }
+    Ok(())
+}
+
+fn same_fs(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(x), Ok(y)) => x.dev() == y.dev(),
+        _ => false,
+    }
+}
+
+fn on_path(prog: &Path) -> bool {
+    if prog.components().count() > 1 {
+        return prog.is_file();
+    }
+    std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(prog).is_file()))
+}
+
+/// A domain name libvirt and file names both take.
+fn check_name(name: &str) -> Result<()> {
+    if name.is_empty()
+        || name.starts_with('.')
+        || name.starts_with('-')
+        || name.len() > 200
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-+".contains(c))
+    {
+        bail!("{name:?} cannot be a domain and file name here: use letters, digits, '.', '_', '-', '+' (-on NAME)");
+    }
+    Ok(())
+}
+
+/// Progress of a copy, forwarded to the events; stops on a signal.
+pub(crate) struct CopyProgress<'a> {
+    pub(crate) ev: &'a mut Events,
+    pub(crate) n: usize,
+    pub(crate) m: usize,
+}
+
+impl diskcopy::Progress for CopyProgress<'_> {
+    fn update(&mut self, done: u64, total: u64) {
+        self.ev.progress(self.n, self.m, done, total);
+    }
+    fn stop(&self) -> bool {
+        interrupt::requested()
+    }
+}
+
+/// The backup plan: where each file goes.
+pub(crate) struct Backup {
+    pub(crate) dir: PathBuf,
+    config: String,
+    pub(crate) disks: Vec<String>,
+    pub(crate) sums: Vec<sums::Entry>,
+}
+
+pub(crate) fn backup_plan(dir: &Path, config: String, disks: &[Disk]) -> Result<Backup> {
+    let mut names: Vec<String> = Vec::new();
+    for d in disks {
+        let base = if d.block {
+            format!(
+                "{}-{}.img",
+                d.target,
+                d.path.file_name().unwrap_or_default().to_string_lossy()
+            )
+        } else {
+            d.path
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned()
+        };
+        let mut name = base.clone();
+        if names.contains(&name) || name == config || name == sums::FILE {
+            name = format!("{}-{base}", d.target);
+        }
+        if !sums::valid_name(&name) {
+            bail!("disk {}: {name:?} cannot be a backup file name", d.target);
+        }
+        names.push(name);
+    }
+    for n in names.iter().chain([&config, &sums::FILE.to_owned()]) {
+        let p = dir.join(n);
+        if p.exists() {
+            bail!(
+                "{} exists: back up into an empty directory (--backup DIR)",
+                p.display()
+            );
+        }
+    }
+    Ok(Backup {
+        dir: dir.to_owned(),
+        config,
+        disks: names,
+        sums: Vec::new(),
+    })
+}
+
+fn job(args: &Args, ev: &mut Events, report: &mut Report) -> Result<Exit> {
+    ev.start("check");
+    if args.start && args.output_mode != OutputMode::Libvirt {
+        bail!("--start needs -o libvirt");
+    }
+    if args.input_conn.is_some() && args.input_mode != InputMode::Libvirt {
+        bail!("-ic is the connection of -i libvirt");
+    }
+    let storage = match (args.output_mode, &args.output_storage) {
+        (_, Some(s)) => s.clone(),
+        (OutputMode::Libvirt, None) => "default".to_owned(),
+        (OutputMode::Local, None) => {
+            bail!("-o local needs -os DIR (where the disks and NAME.xml go)")
+        }
+    };
+    let domain = input::read(args.input_mode, &args.input, args.input_conn.as_deref())?;
+    for w in &domain.warnings {
+        ev.warn(w);
+        report.warnings.push(w.clone());
+    }
+    let name = args
+        .output_name
+        .clone()
+        .unwrap_or_else(|| domain.name.clone());
+    check_name(&name)?;
+    report.name.clone_from(&name);
+    let (disks, skipped) = input::disks(&domain)?;
+    for s in &skipped {
+        ev.warn(&s.note);
+        report.warnings.push(s.note.clone());
+    }
+    report.skipped = skipped;
+    let mut locks = Locks::default();
+    for d in &disks {
+        locks.take(&d.path, Access::Read, "migrate (source)")?;
+    }
+    let out_format = args.output_format.clone().unwrap_or_else(|| {
+        if disks.iter().all(|d| d.format == "raw") {
+            "raw".to_owned()
+        } else {
+            "qcow2".to_owned()
+        }
+    });
+    report.output["format"] = serde_json::json!(out_format);
+    let conn = args.output_conn.as_str();
+    let (out_dir, xml_path) = match args.output_mode {
+        OutputMode::Local => {
+            // Absolute: the domain XML names the disks by these paths.
+            let dir = std::fs::canonicalize(&storage)
+                .ok()
+                .filter(|d| d.is_dir())
+                .with_context(|| format!("-os {storage}: not a directory"))?;
+            let xml = dir.join(format!("{name}.xml"));
+            (dir, Some(xml))
+        }
+        OutputMode::Libvirt => {
+            let dir = libvirt::pool_dir(conn, &storage)?;
+            if libvirt::domain_exists(conn, &name)? {
+                bail!("a domain named {name} is already defined on {conn}: choose another name (-on NAME), or undefine it");
+            }
+            (dir, None)
+        }
+    };
+    let ext = if out_format == "qcow2" {
+        "qcow2"
+    } else {
+        "img"
+    };
+    let outputs: Vec<PathBuf> = (0..disks.len())
+        .map(|i| out_dir.join(format!("{name}-vd{}.{ext}", letters(i))))
+        .collect();
+    let partials: Vec<PathBuf> = outputs.iter().map(|o| partial_path(o)).collect();
+    for p in outputs.iter().chain(&partials).chain(&xml_path) {
+        if p.exists() {
+            bail!(
+                "{} exists: remove it, or choose another name (-on) or place (-os)",
+                p.display()
+            );
+        }
+    }
+    for p in outputs.iter().chain(&xml_path) {
+        locks.take(p, Access::Write, &format!("migrate {name} (output)"))?;
+    }
+    let backup = match &args.backup {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("creating the backup directory {}", dir.display()))?;
+            let dir = &std::fs::canonicalize(dir)?;
+            Some(backup_plan(
+                dir,
+                format!("{}.{}", domain.name, domain.ext),
+                &disks,
+            )?)
+        }
+        None => None,
+    };
+    // Room: the outputs (all of it when preallocated), the backups.
+    let margin = 64 << 20;
+    let need_out: u64 = disks
+        .iter()
+        .map(|d| match args.output_allocation {
+            Alloc::Sparse => d.allocated,
+            Alloc::Preallocated => d.virtual_size,
+        })
+        .sum::<u64>()
+        + margin;
+    let need_backup: u64 = disks.iter().map(|d| d.allocated).sum::<u64>() + margin;
+    match &backup {
+        Some(b) if same_fs(&b.dir, &out_dir) => {
+            check_room(
+                &out_dir,
+                need_out + need_backup,
+                "the output and the backup",
+            )?;
+        }
+        Some(b) => {
+            check_room(&out_dir, need_out, "the output")?;
+            check_room(&b.dir, need_backup, "the backup")?;
+        }
+        None => check_room(&out_dir, need_out, "the output")?,
+    }
+    if args.boot_check && !on_path(&args.qemu) {
+        bail!(
+            "--boot-check needs {} (install qemu-system-x86)",
+            args.qemu.display()
+        );
+    }
+    for (d, o) in disks.iter().zip(&outputs) {
+        report.disks.push(DiskReport {
+            target: d.target.clone(),
+            source: d.path.display().to_string(),
+            kind: if d.block { "block" } else { "file" },
+            source_format: d.format.clone(),
+            virtual_size: d.virtual_size,
+            source_allocated: d.allocated,
+            output: o.display().to_string(),
+            output_allocated: None,
+            sha256: None,
+            sha256_of: None,
+            reads: 0,
+            backup: None,
+            source_unchanged: None,
+        });
+    }
+    let source_paths: Vec<PathBuf> = disks.iter().map(|d| d.path.clone()).collect();
+    let quiet = !matches!(ev_style(args), Style::Human);
+
+    if args.dry_run {
+        return dry_run(
+            args,
+            ev,
+            report,
+            &domain,
+            &disks,
+            &outputs,
+            &out_format,
+            quiet,
+        );
+    }
+
+    // copy
+    ev.start("copy");
+    let mut made = Cleanup::default();
+    let n = disks.len();
+    let mut backup = backup;
+    for (i, d) in disks.iter().enumerate() {
+        if interrupt::requested() {
+            bail!("stopped before copying disk {}", d.target);
+        }
+        let before = diskcopy::stamp(&d.path).with_context(|| d.path.display().to_string())?;
+        let one_read = d.format == "raw" && out_format == "raw";
+        let mut sinks = Vec::new();
+        if one_read {
+            sinks.push(Sink {
+                path: partials[i].clone(),
+                allocation: match args.output_allocation {
+                    Alloc::Sparse => Allocation::Sparse,
+                    Alloc::Preallocated => Allocation::Preallocated,
+                },
+            });
+        }
+        let backup_file = backup.as_ref().map(|b| b.dir.join(&b.disks[i]));
+        if let Some(b) = &backup_file {
+            sinks.push(Sink {
+                path: b.clone(),
+                allocation: Allocation::Sparse,
+            });
+        }
+        let r = &mut report.disks[i];
+        if !sinks.is_empty() {
+            made.files.extend(sinks.iter().map(|s| s.path.clone()));
+            let what = format!(
+                "{} -> {}",
+                d.path.display(),
+                sinks
+                    .iter()
+                    .map(|s| s.path.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(" + ")
+            );
+            ev.note(&format!("copying {what}"));
+            let size = d.allocated.max(1);
+            ev.bar(&what, i + 1, n, size);
+            let copied = diskcopy::copy(&d.path, &sinks, &mut CopyProgress { ev, n: i + 1, m: n })?;
+            r.sha256 = Some(copied.sha256.clone());
+            r.sha256_of = Some(if d.format == "raw" {
+                "guest data"
+            } else {
+                "image file"
+            });
+            r.reads += 1;
+            if let (Some(b), Some(f)) = (backup.as_mut(), &backup_file) {
+                b.sums.push(sums::Entry {
+                    sha256: copied.sha256,
+                    name: b.disks[i].clone(),
+                });
+                r.backup = Some(f.display().to_string());
+            }
+        }
+        if !one_read {
+            made.files.push(partials[i].clone());
+            let what = format!(
+                "{} -> {} (qemu-img)",
+                d.path.display(),
+                partials[i].display()
+            );
+            ev.note(&format!("copying {what}"));
+            let size = d.virtual_size.max(1);
+            ev.bar(&what, i + 1, n, size);
+            image_convert(
+                ev,
+                d,
+                &partials[i],
+                &out_format,
+                args.output_allocation == Alloc::Preallocated,
+                (i + 1, n),
+            )?;
+            report.disks[i].reads += 1;
+        }
+        let after = diskcopy::stamp(&d.path).with_context(|| d.path.display().to_string())?;
+        let r = &mut report.disks[i];
+        if !d.block {
+            if after != before {
+                bail!(
+                    "{} changed while it was copied: is the domain running somewhere? Shut it down and run again",
+                    d.path.display()
+                );
+            }
+            r.source_unchanged = Some(true);
+        }
+        r.output_allocated = diskcopy::allocated(&partials[i]).ok();
+    }
+
+    // backup: the config, the manifest, every copy re-read.
+    if let Some(b) = &mut backup {
+        ev.start("backup");
+        let total: u64 = disks.iter().map(|d| d.allocated).sum();
+        report.backup = Some(finish_backup(b, &domain.text, ev, &mut made, total)?);
+    }
+
+    // convert
+    ev.start("convert");
+    let conv_mode = convert::Mode::Copy {
+        outputs: outputs.clone(),
+    };
+    let cjob = convert::Job {
+        disks: &partials,
+        format: out_format.clone(),
+        mode: &conv_mode,
+        root: args.root.clone(),
+        skip: &[],
+        resume: false,
+        source_disks: &source_paths,
+        quiet,
+    };
+    let mut creport = convert::Report::new(&source_paths, &conv_mode);
+    let mut times = convert::Times::default();
+    let t = Instant::now();
+    let cexit = convert::convert_disks(&cjob, &mut creport, &mut times)?;
+    creport.set_times(&times, t.elapsed());
+    let cerror = creport.error.clone().unwrap_or_default();
+    report.conversion = Some(creport);
+    match cexit {
+        Exit::Ok => {}
+        Exit::Blocked => {
+            report.result = "blocked";
+            report.phase = Some("convert");
+            report.error = Some(format!("{cerror} (nothing was defined, what this run made was removed, the source was not changed)"));
+            return Ok(Exit::Blocked);
+        }
+        Exit::Interrupted => bail!("the conversion was interrupted"),
+        _ => bail!("the conversion failed: {cerror}"),
+    }
+
+    // domain
+    ev.start("domain");
+    let conv = translate(args, &domain, &disks, &outputs, &out_format, &name)?;
+    for w in &conv.warnings {
+        ev.warn(w);
+        report.warnings.push(w.clone());
+    }
+    report.domain_changes = conv
+        .changes
+        .iter()
+        .map(|c| DomainChange {
+            rule: c.rule,
+            what: c.what.clone(),
+        })
+        .collect();
+
+    // boot-check
+    if args.boot_check {
+        ev.start("boot-check");
+        let log_dir = args
+            .log_dir
+            .clone()
+            .unwrap_or_else(|| std::env::temp_dir().join(format!("xen2kvm-migrate-{name}")));
+        let r = boot_check(args, ev, &partials[0], &out_format, &log_dir)?;
+        let booted = r.verdict == "booted";
+        let reason = r.reason.clone().unwrap_or_default();
+        let log = r.log.clone();
+        report.boot_check = Some(r);
+        if !booted {
+            bail!("the migrated guest did not boot: {reason} (console log {log})");
+        }
+    }
+
+    // output
+    ev.start("output");
+    if interrupt::requested() {
+        bail!("stopped before the output");
+    }
+    for (p, o) in partials.iter().zip(&outputs) {
+        std::fs::rename(p, o)
+            .with_context(|| format!("renaming {} to {}", p.display(), o.display()))?;
+        made.files.retain(|f| f != p);
+        made.files.push(o.clone());
+    }
+    match (&xml_path, args.output_mode) {
+        (Some(x), _) => {
+            write_new(x, conv.xml.as_bytes())?;
+            made.files.push(x.clone());
+            report.xml = Some(x.display().to_string());
+        }
+        (None, _) => {
+            made.refresh = Some((conn.to_owned(), storage.clone()));
+            let mut tmp =
+                tempfile::NamedTempFile::new().context("a temporary file for the domain XML")?;
+            std::io::Write::write_all(&mut tmp, conv.xml.as_bytes())?;
+            let path = tmp.path().display().to_string();
+            libvirt::virsh(conn, &["define", &path])
+                .with_context(|| format!("defining {name} on {conn}"))?;
+            made.defined = Some((conn.to_owned(), name.clone()));
+            libvirt::virsh(conn, &["pool-refresh", &storage])?;
+            report.defined = Some(format!("{name} on {conn}"));
+            if args.start {
+                libvirt::virsh(conn, &["start", &name])
+                    .with_context(|| format!("starting {name} (the domain is undefined again)"))?;
+                report.started = true;
+            }
+        }
+    }
+    made.disarm();
+    report.result = "migrated";
+    Ok(Exit::Ok)
+}
+
+fn ev_style(args: &Args) -> Style {
+    if args.machine_readable {
+        Style::Machine
+    } else if args.json {
+        Style::Json
+    } else {
+        Style::Human
+    }
+}
+
+/// Writes the config copy and `SHA256SUMS` of a backup whose disks are
+/// copied, then re-reads every file from the disk against the manifest.
+pub(crate) fn finish_backup(
+    b: &mut Backup,
+    config_text: &str,
+    ev: &mut Events,
+    made: &mut Cleanup,
+    total: u64,
+) -> Result<BackupReport> {
+    let config = b.dir.join(&b.config);
+    write_new(&config, config_text.as_bytes())?;
+    made.files.push(config.clone());
+    b.sums.push(sums::Entry {
+        sha256: diskcopy::sha256_file(&config, &mut diskcopy::Quiet)?,
+        name: b.config.clone(),
+    });
+    let manifest = b.dir.join(sums::FILE);
+    write_new(&manifest, sums::render(&b.sums).as_bytes())?;
+    made.files.push(manifest.clone());
+    ev.note(&format!("verifying the backup in {}", b.dir.display()));
+    let total = total.max(1);
+    ev.bar("re-reading the backup", 1, 1, total);
+    let (_, problems) = sums::verify(
+        &b.dir,
+        &mut VerifyProgress {
+            ev,
+            done: 0,
+            last: 0,
+            total,
+        },
+    )?;
+    if !problems.is_empty() {
+        let p: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        bail!("the backup does not verify: {}", p.join("; "));
+    }
+    Ok(BackupReport {
+        dir: b.dir.display().to_string(),
+        manifest: manifest.display().to_string(),
+        files: b.sums.iter().map(|e| e.name.clone()).collect(),
+        verified: true,
+    })
+}
+
+/// Progress of re-reading a backup (several files, one bar).
+struct VerifyProgress<'a> {
+    ev: &'a mut Events,
+    done: u64,
+    last: u64,
+    total: u64,
+}
+
+impl diskcopy::Progress for VerifyProgress<'_> {
+    fn update(&mut self, done: u64, _: u64) {
+        // A new file starts from 0.
+        if done < self.last {
+            self.done += self.last;
+        }
+        self.last = done;
+        self.ev
+            .progress(1, 1, (self.done + done).min(self.total), self.total);
+    }
+    fn stop(&self) -> bool {
+        interrupt::requested()
+    }
+}
+
+fn image_convert(
+    ev: &mut Events,
+    d: &Disk,
+    out: &Path,
+    format: &str,
+    preallocate: bool,
+    (n, m): (usize, usize),
+) -> Result<()> {
+    let size = d.virtual_size.max(1);
+    let r = crate::image::convert(&d.path, &d.format, out, format, preallocate, &mut |p| {
+        ev.progress(n, m, ((p / 100.0) * size as f64) as u64, size);
+    });
+    if interrupt::requested() {
+        bail!("stopped while copying {}", d.path.display());
+    }
+    r
+}
+
+/// Creates `path` with `bytes`; never replaces a file.
+pub(crate) fn write_new(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    f.write_all(bytes)
+        .and_then(|()| f.sync_all())
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+/// The domain XML of the migrated guest.
+fn translate(
+    args: &Args,
+    domain: &input::Domain,
+    disks: &[Disk],
+    outputs: &[PathBuf],
+    out_format: &str,
+    name: &str,
+) -> Result<dx::Conversion> {
+    let mut nets = crate::domxml::parse_maps(&args.bridge, true);
+    nets.extend(crate::domxml::parse_maps(&args.network, false));
+    let finals: Vec<String> = outputs.iter().map(|o| o.display().to_string()).collect();
+    let probe = |p: &str| -> Option<String> {
+        if finals.iter().any(|f| f == p) {
+            Some(out_format.to_owned())
+        } else {
+            crate::image::info(Path::new(p)).ok().map(|i| i.format)
+        }
+    };
+    let opts = dx::Options {
+        name: Some(name.to_owned()),
+        arch: None,
+        emulator: crate::domxml::host_emulator(),
+        nets,
+        disks: disks
+            .iter()
+            .zip(&finals)
+            .map(|(d, o)| (d.target.clone(), o.clone()))
+            .collect(),
+        keep_direct_boot: false,
+        no_video: args.no_video,
+        force: false,
+        probe_format: &probe,
+    };
+    dx::convert_document(domain.doc.clone(), &opts).context("translating the domain")
+}
+
+fn boot_check(
+    args: &Args,
+    ev: &mut Events,
+    disk: &Path,
+    format: &str,
+    log_dir: &Path,
+) -> Result<BootReport> {
+    let opts = bc::Options {
+        qemu: args.qemu.clone(),
+        format: Some(format.to_owned()),
+        accel: AccelChoice::Auto,
+        memory_mib: 1024,
+        cpus: 2,
+        marker: bc::DEFAULT_MARKER.to_owned(),
+        timeout: std::time::Duration::from_secs(600),
+        silence: std::time::Duration::from_secs(120),
+        log_dir: log_dir.to_owned(),
+        diagnose: true,
+    };
+    let open = |image: &Path, format: &str| -> std::io::Result<Box<dyn xen2kvm_vfs::GuestFs>> {
+        let guest = xen2kvm_inspector::Guest::open(
+            &[image.to_owned()],
+            &xen2kvm_inspector::OpenOptions {
+                readonly: true,
+                format: Some(format.to_owned()),
+                root: None,
+            },
+        )?;
+        Ok(Box::new(guest))
+    };
+    let r = bc::check(disk, &opts, &open, &mut |m| ev.note(m))
+        .with_context(|| format!("boot-check {}", disk.display()))?;
+    Ok(BootReport {
+        verdict: if r.booted() { "booted" } else { "failed" }.to_owned(),
+        reason: r.reason(),
+        log: r.log.display().to_string(),
+        seconds: (r.seconds * 10.0).round() / 10.0,
+    })
+}
+
+/// `--dry-run`: the conversion's plan on the sources (read-only) and the
+/// domain XML; nothing is written.
+#[allow(clippy::too_many_arguments)]
+fn dry_run(
+    args: &Args,
+    ev: &mut Events,
+    report: &mut Report,
+    domain: &input::Domain,
+    disks: &[Disk],
+    outputs: &[PathBuf],
+    out_format: &str,
+    quiet: bool,
+) -> Result<Exit> {
+    ev.start("convert");
+    let sources: Vec<PathBuf> = disks.iter().map(|d| d.path.clone()).collect();
+    let mut exit = Exit::Ok;
+    if disks.iter().all(|d| d.format == disks[0].format) {
+        let mode = convert::Mode::DryRun;
+        let cjob = convert::Job {
+            disks: &sources,
+            format: disks[0].format.clone(),
+            mode: &mode,
+            root: args.root.clone(),
+            skip: &[],
+            resume: false,
+            source_disks: &sources,
+            quiet,
+        };
+        let mut creport = convert::Report::new(&sources, &mode);
+        let mut times = convert::Times::default();
+        let t = Instant::now();
+        exit = convert::convert_disks(&cjob, &mut creport, &mut times)?;
+        creport.set_times(&times, t.elapsed());
+        if exit == Exit::Blocked {
+            report.error.clone_from(&creport.error);
+        }
+        report.conversion = Some(creport);
+    } else {
+        let w = "the disks have different formats: the conversion is previewed only after they are copied into one (-of)".to_owned();
+        ev.warn(&w);
+        report.warnings.push(w);
+    }
+    ev.start("domain");
+    let conv = translate(
+        args,
+        domain,
+        disks,
+        outputs,
+        out_format,
+        &report.name.clone(),
+    )?;
+    report.warnings.extend(conv.warnings.iter().cloned());
+    report.domain_changes = conv
+        .changes
+        .iter()
+        .map(|c| DomainChange {
+            rule: c.rule,
+            what: c.what.clone(),
+        })
+        .collect();
+    report.domain_xml = Some(conv.xml);
+    report.result = if exit == Exit::Blocked {
+        "blocked"
+    } else {
+        "would-migrate"
+    };
+    Ok(exit)
+}

@@ -412,3 +412,52 @@ pub fn fingerprint_diff(
         .map(|k| format!("{k}: {:?} -> {:?}", a.get(k), b.get(k)))
         .collect()
 }
+
+/// The libvirt connection of the tests (libvirtd's QEMU driver).
+pub const LIBVIRT_URI: &str = "qemu:///system";
+
+/// Runs `virsh -c qemu:///system ARGS…`: (success, stdout + stderr).
+pub fn virsh(args: &[&str]) -> (bool, String) {
+    let out = Command::new("virsh")
+        .arg("-c")
+        .arg(LIBVIRT_URI)
+        .args(args)
+        .output()
+        .expect("running virsh (cargo xtask deps installs libvirt-clients)");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// Starts libvirtd (and virtlogd, which starting a domain needs) when they
+/// are not running. Needs root.
+pub fn ensure_libvirtd() {
+    use std::time::{Duration, Instant};
+    std::fs::create_dir_all("/var/log/libvirt").expect("creating /var/log/libvirt (needs root)");
+    if !Path::new("/run/libvirt/virtlogd-sock").exists() {
+        let st = Command::new("virtlogd")
+            .arg("-d")
+            .status()
+            .expect("starting virtlogd (cargo xtask deps installs libvirt-daemon-system)");
+        assert!(st.success(), "virtlogd -d failed");
+    }
+    if virsh(&["version"]).0 {
+        return;
+    }
+    let st = Command::new("libvirtd")
+        .arg("-d")
+        .status()
+        .expect("starting libvirtd (cargo xtask deps installs libvirt-daemon-system)");
+    assert!(st.success(), "libvirtd -d failed");
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(30) {
+        if virsh(&["version"]).0 {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    panic!("libvirtd did not answer on {LIBVIRT_URI} within 30s");
+}

@@ -8,47 +8,8 @@
 #![allow(clippy::print_stderr)]
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::{Duration, Instant};
 
-use xen2kvm_tests::{e2e_enabled, repo_root};
-
-const URI: &str = "qemu:///system";
-
-fn virsh(args: &[&str]) -> (bool, String) {
-    let out = Command::new("virsh")
-        .arg("-c")
-        .arg(URI)
-        .args(args)
-        .output()
-        .expect("running virsh (cargo xtask deps installs libvirt-clients)");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
-}
-
-fn ensure_libvirtd() {
-    if virsh(&["version"]).0 {
-        return;
-    }
-    std::fs::create_dir_all("/var/log/libvirt").expect("creating /var/log/libvirt (needs root)");
-    let st = Command::new("libvirtd")
-        .arg("-d")
-        .status()
-        .expect("starting libvirtd (cargo xtask deps installs libvirt-daemon-system)");
-    assert!(st.success(), "libvirtd -d failed");
-    let t = Instant::now();
-    while t.elapsed() < Duration::from_secs(30) {
-        if virsh(&["version"]).0 {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(300));
-    }
-    panic!("libvirtd did not answer on {URI} within 30s");
-}
+use xen2kvm_tests::{e2e_enabled, ensure_libvirtd, repo_root, virsh};
 
 /// The values of `attr` on every `<tag ...>` in `xml`, in order.
 fn attrs(xml: &str, tag: &str, attr: &str) -> Vec<String> {

@@ -376,7 +376,9 @@ fn gib(bytes: u64) -> String {
 
 #[allow(clippy::print_stdout)]
 fn print_human(r: &Report) {
-    println!("domain: {}", r.name);
+    if !r.name.is_empty() {
+        println!("domain: {}", r.name);
+    }
     for d in &r.disks {
         println!(
             "disk {}: {} ({}, {}, {} allocated) -> {}{}",
@@ -752,6 +754,7 @@ fn job(args: &Args, ev: &mut Events, report: &mut Report) -> Result<Exit> {
     let n = disks.len();
     let mut backup = backup;
     for (i, d) in disks.iter().enumerate() {
+        interrupt::fault("copy");
         if interrupt::requested() {
             bail!("stopped before copying disk {}", d.target);
         }
@@ -836,7 +839,6 @@ fn job(args: &Args, ev: &mut Events, report: &mut Report) -> Result<Exit> {
             }
             r.source_unchanged = Some(true);
         }
-        r.output_allocated = diskcopy::allocated(&partials[i]).ok();
     }
 
     // backup: the config, the manifest, every copy re-read.
@@ -923,6 +925,10 @@ fn job(args: &Args, ev: &mut Events, report: &mut Report) -> Result<Exit> {
             .with_context(|| format!("renaming {} to {}", p.display(), o.display()))?;
         made.files.retain(|f| f != p);
         made.files.push(o.clone());
+    }
+    // What the outputs allocate, converted.
+    for (r, o) in report.disks.iter_mut().zip(&outputs) {
+        r.output_allocated = diskcopy::allocated(o).ok();
     }
     match (&xml_path, args.output_mode) {
         (Some(x), _) => {

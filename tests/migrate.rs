@@ -1,0 +1,651 @@
+//! `xen2kvm migrate` end to end (tiers 2 and 3).
+//!
+//! - The Debian Xen PV guest, given the domain XML a Xen host's `virsh
+//!   dumpxml` shows for it (type xen, pygrub, `xvda`, a `vif` on `xenbr0`
+//!   with its script, a Xen console, a CD-ROM), on a raw disk file as Xen
+//!   hosts keep them: migrated into a real libvirtd with a directory pool,
+//!   backed up (`sha256sum -c` accepts the manifest; a flipped byte is
+//!   found by `backup --verify`), boot-checked, defined; then libvirt
+//!   itself starts that definition (as `type='qemu'`: KVM does not run
+//!   guests on these machines) and its serial console shows the login.
+//!   This is the copy-mode conversion proof of the Debian guest too.
+//! - A phony SLES guest (quick to convert): `-i libvirt` through libvirt's
+//!   test driver (a shut-off Xen domain), `-o local -of raw -oa sparse`,
+//!   and `-i xl` with `-oa preallocated`, checked by allocated size.
+//! - Bad inputs: one clear line, exit 1, nothing left behind.
+
+#![allow(clippy::print_stderr)]
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use xen2kvm_tests::{ensure_libvirtd, require_image, sha256_file, virsh, xen2kvm_bin};
+
+/// Runs `xen2kvm migrate ARGS… --machine-readable`: exit code, the event
+/// lines, the final report.
+fn migrate(args: &[&str], env: &[(&str, &str)]) -> (i32, Vec<Value>, Value) {
+    let t = Instant::now();
+    let out = Command::new(xen2kvm_bin())
+        .arg("migrate")
+        .args(args)
+        .arg("--machine-readable")
+        .envs(env.iter().copied())
+        .output()
+        .expect("running xen2kvm");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !stderr.trim().is_empty() {
+        eprintln!("{stderr}");
+    }
+    let events: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            serde_json::from_str(l)
+                .unwrap_or_else(|e| panic!("a --machine-readable line is not JSON ({e}): {l}"))
+        })
+        .collect();
+    let report = events
+        .last()
+        .filter(|e| e["event"] == "result")
+        .map(|e| e["report"].clone())
+        .unwrap_or_else(|| panic!("no result event: {events:?}\n{stderr}"));
+    eprintln!(
+        "migrate {}: {} in {:.0}s (phases: {})",
+        args.join(" "),
+        report["result"],
+        t.elapsed().as_secs_f64(),
+        report["phases"]
+    );
+    (out.status.code().unwrap_or(-1), events, report)
+}
+
+fn qemu_img_raw(src: &Path, dst: &Path) {
+    let st = Command::new("qemu-img")
+        .args(["convert", "-O", "raw"])
+        .arg(src)
+        .arg(dst)
+        .status()
+        .expect("qemu-img");
+    assert!(st.success());
+}
+
+fn allocated(p: &Path) -> u64 {
+    std::fs::metadata(p).unwrap().blocks() * 512
+}
+
+/// The domain XML a Xen host shows for the guest (`virsh dumpxml`).
+fn xen_domain_xml(name: &str, disk: &Path) -> String {
+    format!(
+        "<domain type='xen' id='12'>
+  <name>{name}</name>
+  <uuid>8a3c6f10-2b4d-4e5f-9a1b-3c5d7e9f1a2b</uuid>
+  <memory unit='KiB'>1048576</memory>
+  <currentMemory unit='KiB'>1048576</currentMemory>
+  <vcpu placement='static'>2</vcpu>
+  <bootloader>/usr/lib/xen-4.17/bin/pygrub</bootloader>
+  <os>
+    <type arch='x86_64' machine='xenpv'>linux</type>
+  </os>
+  <clock offset='utc' adjustment='reset'/>
+  <on_poweroff>destroy</on_poweroff>
+  <on_reboot>restart</on_reboot>
+  <on_crash>restart</on_crash>
+  <devices>
+    <disk type='file' device='disk'>
+      <driver name='qemu' type='raw'/>
+      <source file='{}'/>
+      <target dev='xvda' bus='xen'/>
+    </disk>
+    <disk type='file' device='cdrom'>
+      <driver name='qemu' type='raw'/>
+      <target dev='xvdc' bus='xen'/>
+      <readonly/>
+    </disk>
+    <controller type='xenbus' index='0'/>
+    <interface type='bridge'>
+      <mac address='00:16:3e:5a:6b:7c'/>
+      <source bridge='xenbr0'/>
+      <script path='vif-bridge'/>
+      <target dev='vif12.0'/>
+    </interface>
+    <console type='pty' tty='/dev/pts/3'>
+      <source path='/dev/pts/3'/>
+      <target type='xen' port='0'/>
+    </console>
+    <input type='mouse' bus='xen'/>
+    <input type='keyboard' bus='xen'/>
+    <memballoon model='xen'/>
+  </devices>
+</domain>
+",
+        disk.display()
+    )
+}
+
+/// A transient directory pool and a bridge, removed when dropped.
+struct LibvirtPlace {
+    pool: String,
+    bridge: String,
+    domains: Vec<String>,
+}
+
+impl LibvirtPlace {
+    fn new(pool: &str, dir: &Path, bridge: &str) -> LibvirtPlace {
+        ensure_libvirtd();
+        let _ = virsh(&["pool-destroy", pool]);
+        let (ok, out) = virsh(&[
+            "pool-create-as",
+            pool,
+            "dir",
+            "--target",
+            dir.to_str().unwrap(),
+        ]);
+        assert!(ok, "pool-create-as: {out}");
+        let _ = Command::new("ip")
+            .args(["link", "add", bridge, "type", "bridge"])
+            .status();
+        let st = Command::new("ip")
+            .args(["link", "set", bridge, "up"])
+            .status()
+            .expect("ip (iproute2)");
+        assert!(st.success(), "cannot bring up bridge {bridge}");
+        LibvirtPlace {
+            pool: pool.to_owned(),
+            bridge: bridge.to_owned(),
+            domains: Vec::new(),
+        }
+    }
+}
+
+impl Drop for LibvirtPlace {
+    fn drop(&mut self) {
+        for d in &self.domains {
+            let _ = virsh(&["destroy", d]);
+            let _ = virsh(&["undefine", d]);
+        }
+        let _ = virsh(&["pool-destroy", &self.pool]);
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.bridge])
+            .status();
+    }
+}
+
+/// Waits for `needle` in `file` (a console log), up to `limit`.
+fn wait_for(file: &Path, needles: &[&str], limit: Duration) -> Option<String> {
+    let t = Instant::now();
+    while t.elapsed() < limit {
+        if let Ok(text) = std::fs::read(file) {
+            let text = String::from_utf8_lossy(&text).into_owned();
+            if needles.iter().any(|n| text.contains(n)) {
+                return Some(text);
+            }
+        }
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    None
+}
+
+#[test]
+fn debian_xen_domain_migrates_into_libvirt_is_backed_up_and_boots_there() {
+    let Some(image) = require_image("debian12-xenpv") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let xen = dir.path().join("xen");
+    let pool_dir = dir.path().join("pool");
+    let backup = dir.path().join("backup");
+    std::fs::create_dir_all(&xen).unwrap();
+    std::fs::create_dir_all(&pool_dir).unwrap();
+    // A Xen host's raw disk file.
+    let disk = xen.join("disk.img");
+    qemu_img_raw(&image, &disk);
+    let source_sha = sha256_file(&disk);
+    let xml = xen.join("deb12.xml");
+    std::fs::write(&xml, xen_domain_xml("deb12", &disk)).unwrap();
+
+    let name = "x2k-test-migrated";
+    let mut place = LibvirtPlace::new("x2k-test-pool", &pool_dir, "x2kbr0");
+    place.domains.push(name.to_owned());
+    let _ = virsh(&["undefine", name]);
+    let (code, events, report) = migrate(
+        &[
+            "-i",
+            "libvirtxml",
+            xml.to_str().unwrap(),
+            "-o",
+            "libvirt",
+            "-os",
+            "x2k-test-pool",
+            "-on",
+            name,
+            "-b",
+            "xenbr0:x2kbr0",
+            "--backup",
+            backup.to_str().unwrap(),
+            "--boot-check",
+            "--log-dir",
+            dir.path().join("logs").to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(report["result"], "migrated", "{report:#}");
+
+    // Events: every phase started and ended, in order, with progress.
+    let started: Vec<&str> = events
+        .iter()
+        .filter(|e| e["event"] == "phase-start")
+        .map(|e| e["phase"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        started,
+        [
+            "check",
+            "copy",
+            "backup",
+            "convert",
+            "domain",
+            "boot-check",
+            "output"
+        ]
+    );
+    assert_eq!(
+        events.iter().filter(|e| e["event"] == "phase-end").count(),
+        started.len()
+    );
+    let copy_progress: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["event"] == "progress" && e["phase"] == "copy")
+        .collect();
+    assert!(!copy_progress.is_empty(), "no copy progress: {events:?}");
+    let last = copy_progress.last().unwrap();
+    assert_eq!(last["done"], last["total"], "{last}");
+    assert!(events
+        .iter()
+        .any(|e| e["event"] == "warning" && e["message"].as_str().unwrap().contains("cdrom xvdc")));
+
+    // The conversion: complete, nothing left.
+    let conv = &report["conversion"];
+    assert_eq!(conv["result"], "converted", "{conv:#}");
+    assert_eq!(conv["residue"], serde_json::json!([]), "{conv:#}");
+    let steps: Vec<&str> = conv["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["rule"].as_str().unwrap())
+        .collect();
+    assert_eq!(steps, ["rebuild-initrd", "grub-config"]);
+    assert_eq!(conv["journal"], Value::Null, "a copy keeps no journal");
+    assert_eq!(report["boot_check"]["verdict"], "booted", "{report:#}");
+
+    // One read of the raw source fed the output, the backup and the hash.
+    let d = &report["disks"][0];
+    assert_eq!(d["reads"], 1, "{d}");
+    assert_eq!(d["sha256"], source_sha.as_str());
+    assert_eq!(d["sha256_of"], "guest data");
+    assert_eq!(d["source_unchanged"], true);
+    assert_eq!(sha256_file(&disk), source_sha, "the source must not change");
+
+    // The backup: sha256sum -c accepts it; a flipped byte is found.
+    let st = Command::new("sha256sum")
+        .args(["-c", "--strict", "SHA256SUMS"])
+        .current_dir(&backup)
+        .status()
+        .unwrap();
+    assert!(st.success(), "sha256sum -c rejects the backup");
+    let copy = backup.join("disk.img");
+    assert_eq!(sha256_file(&copy), source_sha);
+    {
+        use std::os::unix::fs::FileExt;
+        let f = std::fs::OpenOptions::new().write(true).open(&copy).unwrap();
+        let mut b = [0u8; 1];
+        f.read_at(&mut b, 1 << 20).ok();
+        f.write_all_at(&[b[0] ^ 0xff], 1 << 20).unwrap();
+    }
+    let out = Command::new(xen2kvm_bin())
+        .args(["backup", "--verify"])
+        .arg(&backup)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("disk.img: content differs") && !text.contains("deb12.xml: content"),
+        "{text}"
+    );
+
+    // Defined in libvirt; its disk is a pool volume.
+    let (ok, vols) = virsh(&["vol-list", "x2k-test-pool"]);
+    assert!(ok && vols.contains(&format!("{name}-vda.img")), "{vols}");
+    let (ok, defined) = virsh(&["dumpxml", "--inactive", name]);
+    assert!(ok, "{defined}");
+    let vol = pool_dir.join(format!("{name}-vda.img"));
+    assert!(
+        defined.contains(&format!("<source file='{}'/>", vol.display())),
+        "{defined}"
+    );
+    assert!(defined.contains("<source bridge='x2kbr0'/>"), "{defined}");
+    assert!(defined.contains("00:16:3e:5a:6b:7c"), "{defined}");
+    assert!(
+        !defined.contains("xenbr0") && !defined.contains("pygrub"),
+        "{defined}"
+    );
+
+    // libvirt starts it (TCG here) and the guest logs in on its serial port.
+    let log = dir.path().join("serial.log");
+    let tcg = defined
+        .replacen("<domain type='kvm'", "<domain type='qemu'", 1)
+        .replacen(
+            "<target type='isa-serial' port='0'>",
+            &format!(
+                "<log file='{}' append='off'/>\n      <target type='isa-serial' port='0'>",
+                log.display()
+            ),
+            1,
+        );
+    assert!(
+        tcg.contains("<log file="),
+        "no serial to log in:\n{defined}"
+    );
+    let tcg_xml = dir.path().join("tcg.xml");
+    std::fs::write(&tcg_xml, &tcg).unwrap();
+    let (ok, out) = virsh(&["define", tcg_xml.to_str().unwrap()]);
+    assert!(ok, "{out}");
+    let (ok, out) = virsh(&["start", name]);
+    assert!(ok, "libvirt cannot start the migrated domain: {out}");
+    let console = wait_for(
+        &log,
+        &["login:", "XEN2KVM-BOOT-OK"],
+        Duration::from_secs(300),
+    );
+    let _ = virsh(&["destroy", name]);
+    let console = console.unwrap_or_else(|| {
+        panic!(
+            "no login on the serial console of the domain libvirt started: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        )
+    });
+    assert!(console.contains("Linux version"), "{console}");
+    drop(place);
+}
+
+/// A shut-off and a running Xen domain, as libvirt's test driver serves
+/// them (`-ic test:///FILE`).
+fn test_driver_node(dir: &Path, disk: &Path) -> PathBuf {
+    let node = dir.join("node.xml");
+    std::fs::write(
+        &node,
+        format!(
+            "<node>
+  <domain type='xen' xmlns:test='http://libvirt.org/schemas/domain/test/1.0'>
+    <name>sles-off</name>
+    <memory>524288</memory>
+    <os><type>linux</type></os>
+    <devices>
+      <disk type='file' device='disk'><driver name='qemu' type='raw'/><source file='{}'/><target dev='xvda' bus='xen'/></disk>
+      <interface type='bridge'><mac address='00:16:3e:01:02:03'/><source bridge='xenbr0'/></interface>
+    </devices>
+    <test:runstate>5</test:runstate>
+  </domain>
+  <domain type='xen'>
+    <name>sles-on</name>
+    <memory>524288</memory>
+    <os><type>linux</type></os>
+    <devices>
+      <disk type='file' device='disk'><source file='{0}'/><target dev='xvda' bus='xen'/></disk>
+    </devices>
+  </domain>
+</node>
+",
+            disk.display()
+        ),
+    )
+    .unwrap();
+    node
+}
+
+#[test]
+fn local_outputs_sparse_and_preallocated_from_libvirt_and_xl() {
+    let Some(image) = require_image("sles11sp4-xenpv") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let disk = dir.path().join("sles.img");
+    qemu_img_raw(&image, &disk);
+    let size = std::fs::metadata(&disk).unwrap().len();
+    let source_alloc = allocated(&disk);
+
+    // -i libvirt (test driver), -o local, sparse.
+    let node = test_driver_node(dir.path(), &disk);
+    let sparse = dir.path().join("sparse");
+    std::fs::create_dir(&sparse).unwrap();
+    let uri = format!("test://{}", node.display());
+    let (code, _, report) = migrate(
+        &[
+            "-i",
+            "libvirt",
+            "-ic",
+            &uri,
+            "sles-off",
+            "-o",
+            "local",
+            "-os",
+            sparse.to_str().unwrap(),
+            "-of",
+            "raw",
+            "-oa",
+            "sparse",
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(report["result"], "migrated", "{report:#}");
+    let out = sparse.join("sles-off-vda.img");
+    let xml = std::fs::read_to_string(sparse.join("sles-off.xml")).unwrap();
+    assert!(
+        xml.contains(&format!("<source file='{}'/>", out.display())),
+        "{xml}"
+    );
+    assert!(xml.contains("<driver name='qemu' type='raw'/>"), "{xml}");
+    let a = allocated(&out);
+    eprintln!("sparse: source allocates {source_alloc}, output {a} of {size}");
+    // The conversion writes a little (config files, a new initrd stub).
+    assert!(a < source_alloc + (16 << 20), "sparse output allocates {a}");
+    assert!(a < size / 4, "sparse output allocates {a} of {size}");
+    assert_eq!(report["disks"][0]["output_allocated"], a);
+
+    // -i xl, preallocated.
+    let cfg = dir.path().join("sles.cfg");
+    std::fs::write(
+        &cfg,
+        format!(
+            "name = 'sles-xl'\nmemory = 512\nbootloader = 'pygrub'\ndisk = [ 'file:{},xvda,w' ]\nvif = [ 'mac=00:16:3e:01:02:04,bridge=xenbr0' ]\n",
+            disk.display()
+        ),
+    )
+    .unwrap();
+    let full = dir.path().join("full");
+    std::fs::create_dir(&full).unwrap();
+    let (code, _, report) = migrate(
+        &[
+            "-i",
+            "xl",
+            cfg.to_str().unwrap(),
+            "-o",
+            "local",
+            "-os",
+            full.to_str().unwrap(),
+            "-of",
+            "raw",
+            "-oa",
+            "preallocated",
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{report:#}");
+    let out = full.join("sles-xl-vda.img");
+    let a = allocated(&out);
+    eprintln!("preallocated: output allocates {a} of {size}");
+    assert!(a >= size, "preallocated output allocates {a} of {size}");
+    assert!(full.join("sles-xl.xml").is_file());
+}
+
+/// Each bad input: exit 1, one clear error naming the cause, and nothing
+/// left in the output (or backup) directory.
+#[test]
+fn bad_inputs_fail_with_one_clear_line_and_leave_nothing() {
+    let Some(image) = require_image("sles11sp4-xenpv") else {
+        return;
+    };
+    ensure_libvirtd();
+    let dir = tempfile::tempdir().unwrap();
+    let disk = dir.path().join("sles.img");
+    qemu_img_raw(&image, &disk);
+    let node = test_driver_node(dir.path(), &disk);
+    let uri = format!("test://{}", node.display());
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let xml = |name: &str, body: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, body).unwrap();
+        p.display().to_string()
+    };
+    let good = xml(
+        "good.xml",
+        &format!("<domain type='xen'><name>g</name><memory>65536</memory><os><type>linux</type></os><devices><disk type='file' device='disk'><source file='{}'/><target dev='xvda'/></disk></devices></domain>", disk.display()),
+    );
+    let missing = xml("missing.xml", "<domain type='xen'><name>g</name><devices><disk type='file' device='disk'><source file='/nonexistent/disk.img'/><target dev='xvda'/></disk></devices></domain>");
+    let directory = xml(
+        "dir.xml",
+        &format!("<domain type='xen'><name>g</name><devices><disk type='file' device='disk'><source file='{}'/><target dev='xvda'/></disk></devices></domain>", dir.path().display()),
+    );
+    let doctype = xml("doctype.xml", "<?xml version='1.0'?><!DOCTYPE d [<!ENTITY a 'x'>]><domain type='xen'><name>g</name></domain>");
+    let existing = dir.path().join("exists");
+    std::fs::create_dir(&existing).unwrap();
+    std::fs::write(existing.join("g-vda.img"), b"someone's disk").unwrap();
+    let tiny = dir.path().join("tiny");
+    std::fs::create_dir(&tiny).unwrap();
+    let st = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=4m", "tmpfs"])
+        .arg(&tiny)
+        .status()
+        .unwrap();
+    assert!(st.success(), "mounting a small tmpfs (needs root)");
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(tiny.clone());
+    let o = out.to_str().unwrap();
+    let bk = dir.path().join("bk");
+    type Case<'a> = (Vec<&'a str>, &'a str, Vec<(&'a str, &'a str)>);
+    let cases: Vec<Case<'_>> = vec![
+        (
+            vec![
+                "-i", "libvirt", "-ic", &uri, "sles-on", "-o", "local", "-os", o,
+            ],
+            "shut it down first",
+            vec![],
+        ),
+        (
+            vec!["-i", "libvirtxml", &missing, "-o", "local", "-os", o],
+            "/nonexistent/disk.img",
+            vec![],
+        ),
+        (
+            vec!["-i", "libvirtxml", &directory, "-o", "local", "-os", o],
+            "not an image file",
+            vec![],
+        ),
+        (
+            vec!["-i", "libvirtxml", &doctype, "-o", "local", "-os", o],
+            "DOCTYPE",
+            vec![],
+        ),
+        (
+            vec![
+                "-i",
+                "libvirtxml",
+                &good,
+                "-o",
+                "local",
+                "-os",
+                existing.to_str().unwrap(),
+            ],
+            "g-vda.img exists",
+            vec![],
+        ),
+        (
+            vec![
+                "-i",
+                "libvirtxml",
+                &good,
+                "-o",
+                "local",
+                "-os",
+                tiny.to_str().unwrap(),
+                "-oa",
+                "preallocated",
+            ],
+            "not enough room",
+            vec![],
+        ),
+        (
+            vec![
+                "-i",
+                "libvirtxml",
+                &good,
+                "-o",
+                "libvirt",
+                "-os",
+                "x2k-no-such-pool",
+            ],
+            "x2k-no-such-pool",
+            vec![],
+        ),
+        // Stopped by SIGTERM while copying: interrupted, nothing left.
+        (
+            vec![
+                "-i",
+                "libvirtxml",
+                &good,
+                "-o",
+                "local",
+                "-os",
+                o,
+                "--backup",
+                bk.to_str().unwrap(),
+            ],
+            "interrupted by SIGTERM",
+            vec![("XEN2KVM_TEST_FAULT", "copy:TERM")],
+        ),
+    ];
+    for (args, needle, env) in cases {
+        let (code, _, report) = migrate(&args, &env);
+        let err = report["error"].as_str().unwrap_or("");
+        let interrupted = needle.starts_with("interrupted");
+        assert_eq!(
+            code,
+            if interrupted { 128 + 15 } else { 1 },
+            "{args:?}: {report:#}"
+        );
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert!(!err.contains('\n'), "{args:?}: more than one line: {err}");
+        let left: Vec<_> = std::fs::read_dir(&out).unwrap().collect();
+        assert!(left.is_empty(), "{args:?} left {left:?}");
+        let left: Vec<_> = std::fs::read_dir(&tiny).unwrap().collect();
+        assert!(left.is_empty(), "{args:?} left {left:?}");
+        if let Ok(bk) = std::fs::read_dir(&bk) {
+            let left: Vec<_> = bk.collect();
+            assert!(left.is_empty(), "{args:?} left a backup {left:?}");
+        }
+    }
+    assert_eq!(
+        std::fs::read(existing.join("g-vda.img")).unwrap(),
+        b"someone's disk"
+    );
+}

@@ -461,3 +461,55 @@ pub fn ensure_libvirtd() {
     }
     panic!("libvirtd did not answer on {LIBVIRT_URI} within 30s");
 }
+
+/// The domain XML a Xen host shows (`virsh dumpxml`) for a Debian PV
+/// guest on the raw disk `disk`: type xen, pygrub, `xvda`, an empty CD-ROM
+/// drive, a `vif` on `xenbr0` with its script, a Xen console. The migrate
+/// tests, the demo and the bench use it.
+pub fn xen_domain_xml(name: &str, disk: &Path) -> String {
+    format!(
+        "<domain type='xen' id='12'>
+  <name>{name}</name>
+  <uuid>8a3c6f10-2b4d-4e5f-9a1b-3c5d7e9f1a2b</uuid>
+  <memory unit='KiB'>1048576</memory>
+  <currentMemory unit='KiB'>1048576</currentMemory>
+  <vcpu placement='static'>2</vcpu>
+  <bootloader>/usr/lib/xen-4.17/bin/pygrub</bootloader>
+  <os>
+    <type arch='x86_64' machine='xenpv'>linux</type>
+  </os>
+  <clock offset='utc' adjustment='reset'/>
+  <on_poweroff>destroy</on_poweroff>
+  <on_reboot>restart</on_reboot>
+  <on_crash>restart</on_crash>
+  <devices>
+    <disk type='file' device='disk'>
+      <driver name='qemu' type='raw'/>
+      <source file='{}'/>
+      <target dev='xvda' bus='xen'/>
+    </disk>
+    <disk type='file' device='cdrom'>
+      <driver name='qemu' type='raw'/>
+      <target dev='xvdc' bus='xen'/>
+      <readonly/>
+    </disk>
+    <controller type='xenbus' index='0'/>
+    <interface type='bridge'>
+      <mac address='00:16:3e:5a:6b:7c'/>
+      <source bridge='xenbr0'/>
+      <script path='vif-bridge'/>
+      <target dev='vif12.0'/>
+    </interface>
+    <console type='pty' tty='/dev/pts/3'>
+      <source path='/dev/pts/3'/>
+      <target type='xen' port='0'/>
+    </console>
+    <input type='mouse' bus='xen'/>
+    <input type='keyboard' bus='xen'/>
+    <memballoon model='xen'/>
+  </devices>
+</domain>
+",
+        disk.display()
+    )
+}

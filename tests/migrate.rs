@@ -22,7 +22,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use xen2kvm_tests::{ensure_libvirtd, require_image, sha256_file, virsh, xen2kvm_bin};
+use xen2kvm_tests::{
+    ensure_libvirtd, require_image, sha256_file, virsh, xen2kvm_bin, xen_domain_xml,
+};
 
 /// Runs `xen2kvm migrate ARGS… --machine-readable`: exit code, the event
 /// lines, the final report.
@@ -73,55 +75,6 @@ fn qemu_img_raw(src: &Path, dst: &Path) {
 
 fn allocated(p: &Path) -> u64 {
     std::fs::metadata(p).unwrap().blocks() * 512
-}
-
-/// The domain XML a Xen host shows for the guest (`virsh dumpxml`).
-fn xen_domain_xml(name: &str, disk: &Path) -> String {
-    format!(
-        "<domain type='xen' id='12'>
-  <name>{name}</name>
-  <uuid>8a3c6f10-2b4d-4e5f-9a1b-3c5d7e9f1a2b</uuid>
-  <memory unit='KiB'>1048576</memory>
-  <currentMemory unit='KiB'>1048576</currentMemory>
-  <vcpu placement='static'>2</vcpu>
-  <bootloader>/usr/lib/xen-4.17/bin/pygrub</bootloader>
-  <os>
-    <type arch='x86_64' machine='xenpv'>linux</type>
-  </os>
-  <clock offset='utc' adjustment='reset'/>
-  <on_poweroff>destroy</on_poweroff>
-  <on_reboot>restart</on_reboot>
-  <on_crash>restart</on_crash>
-  <devices>
-    <disk type='file' device='disk'>
-      <driver name='qemu' type='raw'/>
-      <source file='{}'/>
-      <target dev='xvda' bus='xen'/>
-    </disk>
-    <disk type='file' device='cdrom'>
-      <driver name='qemu' type='raw'/>
-      <target dev='xvdc' bus='xen'/>
-      <readonly/>
-    </disk>
-    <controller type='xenbus' index='0'/>
-    <interface type='bridge'>
-      <mac address='00:16:3e:5a:6b:7c'/>
-      <source bridge='xenbr0'/>
-      <script path='vif-bridge'/>
-      <target dev='vif12.0'/>
-    </interface>
-    <console type='pty' tty='/dev/pts/3'>
-      <source path='/dev/pts/3'/>
-      <target type='xen' port='0'/>
-    </console>
-    <input type='mouse' bus='xen'/>
-    <input type='keyboard' bus='xen'/>
-    <memballoon model='xen'/>
-  </devices>
-</domain>
-",
-        disk.display()
-    )
 }
 
 /// A transient directory pool and a bridge, removed when dropped.

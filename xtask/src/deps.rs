@@ -29,6 +29,8 @@ const MAIN: &[&str] = &[
     "libvirt-clients",
     "libvirt-daemon-system",
     "libvirt-daemon-driver-qemu",
+    // `ip`: the migrate test puts its domain on a bridge of its own.
+    "iproute2",
     "busybox-static",
     "cpio",
     "xz-utils",

@@ -27,6 +27,7 @@ const PURE: &[&str] = &[
     "xen2kvm-journal",
     "xen2kvm-bootcheck",
     "xen2kvm-domxml",
+    "xen2kvm-diskcopy",
 ];
 
 /// The files allowed to name the `guestfs` crate.

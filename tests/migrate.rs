@@ -324,9 +324,9 @@ fn debian_xen_domain_migrates_into_libvirt_is_backed_up_and_boots_there() {
     drop(place);
 }
 
-/// A shut-off and a running Xen domain, as libvirt's test driver serves
-/// them (`-ic test:///FILE`).
-fn test_driver_node(dir: &Path, disk: &Path) -> PathBuf {
+/// A shut-off Xen domain with `disk` (a `<disk>` element) and a running
+/// one, as libvirt's test driver serves them (`-ic test:///FILE`).
+fn test_driver_node(dir: &Path, disk: &str) -> PathBuf {
     let node = dir.join("node.xml");
     std::fs::write(
         &node,
@@ -337,7 +337,7 @@ fn test_driver_node(dir: &Path, disk: &Path) -> PathBuf {
     <memory>524288</memory>
     <os><type>linux</type></os>
     <devices>
-      <disk type='file' device='disk'><driver name='qemu' type='raw'/><source file='{}'/><target dev='xvda' bus='xen'/></disk>
+      {disk}
       <interface type='bridge'><mac address='00:16:3e:01:02:03'/><source bridge='xenbr0'/></interface>
     </devices>
     <test:runstate>5</test:runstate>
@@ -347,31 +347,72 @@ fn test_driver_node(dir: &Path, disk: &Path) -> PathBuf {
     <memory>524288</memory>
     <os><type>linux</type></os>
     <devices>
-      <disk type='file' device='disk'><source file='{0}'/><target dev='xvda' bus='xen'/></disk>
+      {disk}
     </devices>
   </domain>
 </node>
-",
-            disk.display()
+"
         ),
     )
     .unwrap();
     node
 }
 
+fn file_disk(path: &Path) -> String {
+    format!(
+        "<disk type='file' device='disk'><driver name='qemu' type='raw'/><source file='{}'/><target dev='xvda' bus='xen'/></disk>",
+        path.display()
+    )
+}
+
+/// A loop device over an image file, detached when dropped.
+struct Loop(String);
+
+impl Loop {
+    fn new(file: &Path) -> Loop {
+        let out = Command::new("losetup")
+            .args(["--find", "--show", "--read-only"])
+            .arg(file)
+            .output()
+            .expect("losetup (mount)");
+        assert!(
+            out.status.success(),
+            "losetup: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Loop(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    }
+}
+
+impl Drop for Loop {
+    fn drop(&mut self) {
+        let _ = Command::new("losetup").args(["-d", &self.0]).status();
+    }
+}
+
+/// A block device (`phy:` on a Xen host) read through libvirt, to a sparse
+/// raw output: every block read, the zero ones not written. A qcow2 disk
+/// from an xl.cfg, backed up, to a preallocated raw output by qemu-img.
 #[test]
 fn local_outputs_sparse_and_preallocated_from_libvirt_and_xl() {
     let Some(image) = require_image("sles11sp4-xenpv") else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let disk = dir.path().join("sles.img");
-    qemu_img_raw(&image, &disk);
-    let size = std::fs::metadata(&disk).unwrap().len();
-    let source_alloc = allocated(&disk);
+    let raw = dir.path().join("sles.img");
+    qemu_img_raw(&image, &raw);
+    let raw_sha = sha256_file(&raw);
+    let size = std::fs::metadata(&raw).unwrap().len();
 
-    // -i libvirt (test driver), -o local, sparse.
-    let node = test_driver_node(dir.path(), &disk);
+    // -i libvirt (test driver), a block device, -o local, sparse.
+    let dev = Loop::new(&raw);
+    let node = test_driver_node(
+        dir.path(),
+        &format!(
+            "<disk type='block' device='disk'><driver name='phy'/><source dev='{}'/><target dev='xvda' bus='xen'/></disk>",
+            dev.0
+        ),
+    );
     let sparse = dir.path().join("sparse");
     std::fs::create_dir(&sparse).unwrap();
     let uri = format!("test://{}", node.display());
@@ -386,41 +427,62 @@ fn local_outputs_sparse_and_preallocated_from_libvirt_and_xl() {
             "local",
             "-os",
             sparse.to_str().unwrap(),
-            "-of",
-            "raw",
             "-oa",
             "sparse",
         ],
         &[],
     );
+    drop(dev);
     assert_eq!(code, 0, "{report:#}");
     assert_eq!(report["result"], "migrated", "{report:#}");
+    let d = &report["disks"][0];
+    assert_eq!(d["kind"], "block", "{d}");
+    assert_eq!(d["reads"], 1, "{d}");
+    assert_eq!(
+        d["sha256"],
+        raw_sha.as_str(),
+        "the device's data is the image's"
+    );
+    assert_eq!(
+        report["output"]["format"], "raw",
+        "raw in, raw out by default"
+    );
     let out = sparse.join("sles-off-vda.img");
     let xml = std::fs::read_to_string(sparse.join("sles-off.xml")).unwrap();
     assert!(
-        xml.contains(&format!("<source file='{}'/>", out.display())),
+        xml.contains("<disk type='file' device='disk'>")
+            && xml.contains(&format!("<source file='{}'/>", out.display())),
         "{xml}"
     );
     assert!(xml.contains("<driver name='qemu' type='raw'/>"), "{xml}");
     let a = allocated(&out);
-    eprintln!("sparse: source allocates {source_alloc}, output {a} of {size}");
+    eprintln!("sparse from a block device: output allocates {a} of {size}");
     // The conversion writes a little (config files, a new initrd stub).
-    assert!(a < source_alloc + (16 << 20), "sparse output allocates {a}");
-    assert!(a < size / 4, "sparse output allocates {a} of {size}");
-    assert_eq!(report["disks"][0]["output_allocated"], a);
+    assert!(a < 16 << 20, "sparse output allocates {a}");
+    assert_eq!(d["output_allocated"], a);
 
-    // -i xl, preallocated.
+    // -i xl, a qcow2 disk, backed up, to a preallocated raw output.
+    let qcow2 = dir.path().join("sles.qcow2");
+    let st = Command::new("qemu-img")
+        .args(["convert", "-O", "qcow2"])
+        .arg(&image)
+        .arg(&qcow2)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let qcow2_sha = sha256_file(&qcow2);
     let cfg = dir.path().join("sles.cfg");
     std::fs::write(
         &cfg,
         format!(
-            "name = 'sles-xl'\nmemory = 512\nbootloader = 'pygrub'\ndisk = [ 'file:{},xvda,w' ]\nvif = [ 'mac=00:16:3e:01:02:04,bridge=xenbr0' ]\n",
-            disk.display()
+            "name = 'sles-xl'\nmemory = 512\nbootloader = 'pygrub'\ndisk = [ '{},qcow2,xvda,w' ]\nvif = [ 'mac=00:16:3e:01:02:04,bridge=xenbr0' ]\n",
+            qcow2.display()
         ),
     )
     .unwrap();
     let full = dir.path().join("full");
     std::fs::create_dir(&full).unwrap();
+    let bk = dir.path().join("bk");
     let (code, _, report) = migrate(
         &[
             "-i",
@@ -434,10 +496,19 @@ fn local_outputs_sparse_and_preallocated_from_libvirt_and_xl() {
             "raw",
             "-oa",
             "preallocated",
+            "--backup",
+            bk.to_str().unwrap(),
         ],
         &[],
     );
     assert_eq!(code, 0, "{report:#}");
+    let d = &report["disks"][0];
+    assert_eq!(d["reads"], 2, "backup, then qemu-img: {d}");
+    assert_eq!(d["sha256_of"], "image file");
+    assert_eq!(d["sha256"], qcow2_sha.as_str());
+    assert_eq!(report["backup"]["verified"], true);
+    assert_eq!(sha256_file(&bk.join("sles.qcow2")), qcow2_sha);
+    assert!(bk.join("sles-xl.cfg").is_file());
     let out = full.join("sles-xl-vda.img");
     let a = allocated(&out);
     eprintln!("preallocated: output allocates {a} of {size}");
@@ -456,7 +527,7 @@ fn bad_inputs_fail_with_one_clear_line_and_leave_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let disk = dir.path().join("sles.img");
     qemu_img_raw(&image, &disk);
-    let node = test_driver_node(dir.path(), &disk);
+    let node = test_driver_node(dir.path(), &file_disk(&disk));
     let uri = format!("test://{}", node.display());
     let out = dir.path().join("out");
     std::fs::create_dir(&out).unwrap();

@@ -10,8 +10,10 @@
 //!   guests on these machines) and its serial console shows the login.
 //!   This is the copy-mode conversion proof of the Debian guest too.
 //! - A phony SLES guest (quick to convert): `-i libvirt` through libvirt's
-//!   test driver (a shut-off Xen domain), `-o local -of raw -oa sparse`,
-//!   and `-i xl` with `-oa preallocated`, checked by allocated size.
+//!   test driver (a shut-off Xen domain on a block device), `-o local
+//!   -oa sparse`, and `-i xl` with its qcow2 disk read over ssh from an
+//!   sshd on 127.0.0.1, backed up, `-oa preallocated`; allocated sizes
+//!   checked.
 //! - Bad inputs: one clear line, exit 1, nothing left behind.
 
 #![allow(clippy::print_stderr)]
@@ -390,9 +392,96 @@ impl Drop for Loop {
     }
 }
 
+/// An sshd of the test's own on 127.0.0.1 (a free port, its own host and
+/// client keys), killed when dropped: the "Xen host" disks are read from.
+struct Sshd {
+    child: std::process::Child,
+    port: u16,
+    key: PathBuf,
+}
+
+impl Sshd {
+    fn start(dir: &Path) -> Sshd {
+        for k in ["hostkey", "client"] {
+            let st = Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+                .arg(dir.join(k))
+                .status()
+                .expect("ssh-keygen (openssh-client)");
+            assert!(st.success());
+        }
+        std::fs::copy(dir.join("client.pub"), dir.join("authorized_keys")).unwrap();
+        std::fs::create_dir_all("/run/sshd").unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new("/usr/sbin/sshd")
+            .args(["-D", "-e", "-f", "/dev/null", "-p", &port.to_string()])
+            .args(["-o", "ListenAddress=127.0.0.1", "-h"])
+            .arg(dir.join("hostkey"))
+            .arg("-o")
+            .arg(format!(
+                "AuthorizedKeysFile={}",
+                dir.join("authorized_keys").display()
+            ))
+            .args([
+                "-o",
+                "StrictModes=no",
+                "-o",
+                "PermitRootLogin=prohibit-password",
+                "-o",
+                "PidFile=none",
+                "-o",
+                "UsePAM=no",
+            ])
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("sshd (cargo xtask deps installs openssh-server)");
+        let t = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(t.elapsed() < Duration::from_secs(10), "sshd did not listen");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Sshd {
+            child,
+            port,
+            key: dir.join("client"),
+        }
+    }
+
+    /// migrate's options to read disks through this server.
+    fn args(&self) -> Vec<String> {
+        let mut a = vec![
+            "--input-host".to_owned(),
+            format!("ssh://root@127.0.0.1:{}", self.port),
+        ];
+        for o in [
+            format!("IdentityFile={}", self.key.display()),
+            "StrictHostKeyChecking=no".to_owned(),
+            "UserKnownHostsFile=/dev/null".to_owned(),
+            "LogLevel=ERROR".to_owned(),
+        ] {
+            a.push("--input-ssh-option".to_owned());
+            a.push(o);
+        }
+        a
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// A block device (`phy:` on a Xen host) read through libvirt, to a sparse
 /// raw output: every block read, the zero ones not written. A qcow2 disk
-/// from an xl.cfg, backed up, to a preallocated raw output by qemu-img.
+/// on another host (an sshd on 127.0.0.1), from an xl.cfg: streamed over
+/// ssh into the backup, checksummed on arrival, and from there to a
+/// preallocated raw output by qemu-img.
 #[test]
 fn local_outputs_sparse_and_preallocated_from_libvirt_and_xl() {
     let Some(image) = require_image("sles11sp4-xenpv") else {
@@ -483,27 +572,38 @@ fn local_outputs_sparse_and_preallocated_from_libvirt_and_xl() {
     let full = dir.path().join("full");
     std::fs::create_dir(&full).unwrap();
     let bk = dir.path().join("bk");
-    let (code, _, report) = migrate(
-        &[
-            "-i",
-            "xl",
-            cfg.to_str().unwrap(),
-            "-o",
-            "local",
-            "-os",
-            full.to_str().unwrap(),
-            "-of",
-            "raw",
-            "-oa",
-            "preallocated",
-            "--backup",
-            bk.to_str().unwrap(),
-        ],
-        &[],
-    );
+    let ssh_dir = dir.path().join("ssh");
+    std::fs::create_dir(&ssh_dir).unwrap();
+    let sshd = Sshd::start(&ssh_dir);
+    let ssh_args = sshd.args();
+    let mut args: Vec<&str> = vec![
+        "-i",
+        "xl",
+        cfg.to_str().unwrap(),
+        "-o",
+        "local",
+        "-os",
+        full.to_str().unwrap(),
+        "-of",
+        "raw",
+        "-oa",
+        "preallocated",
+        "--backup",
+        bk.to_str().unwrap(),
+    ];
+    args.extend(ssh_args.iter().map(String::as_str));
+    let (code, _, report) = migrate(&args, &[]);
     assert_eq!(code, 0, "{report:#}");
     let d = &report["disks"][0];
-    assert_eq!(d["reads"], 2, "backup, then qemu-img: {d}");
+    assert!(
+        d["source"]
+            .as_str()
+            .unwrap()
+            .starts_with("ssh://root@127.0.0.1:"),
+        "{d}"
+    );
+    assert_eq!(d["reads"], 1, "streamed once into the backup: {d}");
+    assert_eq!(d["source_unchanged"], true, "{d}");
     assert_eq!(d["sha256_of"], "image file");
     assert_eq!(d["sha256"], qcow2_sha.as_str());
     assert_eq!(report["backup"]["verified"], true);
@@ -514,6 +614,27 @@ fn local_outputs_sparse_and_preallocated_from_libvirt_and_xl() {
     eprintln!("preallocated: output allocates {a} of {size}");
     assert!(a >= size, "preallocated output allocates {a} of {size}");
     assert!(full.join("sles-xl.xml").is_file());
+
+    // With the "Xen host" gone, the run fails at once, saying so, and
+    // leaves nothing.
+    drop(sshd);
+    let again = dir.path().join("again");
+    std::fs::create_dir(&again).unwrap();
+    let mut args: Vec<&str> = vec![
+        "-i",
+        "xl",
+        cfg.to_str().unwrap(),
+        "-o",
+        "local",
+        "-os",
+        again.to_str().unwrap(),
+    ];
+    args.extend(ssh_args.iter().map(String::as_str));
+    let (code, _, report) = migrate(&args, &[]);
+    assert_eq!(code, 1, "{report:#}");
+    let err = report["error"].as_str().unwrap();
+    assert!(err.contains("ssh ssh://root@127.0.0.1"), "{err}");
+    assert_eq!(std::fs::read_dir(&again).unwrap().count(), 0);
 }
 
 /// Each bad input: exit 1, one clear error naming the cause, and nothing

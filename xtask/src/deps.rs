@@ -31,6 +31,9 @@ const MAIN: &[&str] = &[
     "libvirt-daemon-driver-qemu",
     // `ip`: the migrate test puts its domain on a bridge of its own.
     "iproute2",
+    // sshd: the migrate test reads disks over ssh from a server of its own
+    // on 127.0.0.1 (installed with no service started: see `ensure`).
+    "openssh-server",
     "busybox-static",
     "cpio",
     "xz-utils",
@@ -127,12 +130,44 @@ pub(crate) fn ensure() -> Result<()> {
             .env("DEBIAN_FRONTEND", "noninteractive"))?;
     }
     if !missing.is_empty() {
+        // Packages with daemons (sshd, libvirtd) must not start them on
+        // every interface: the tests start what they need, on loopback.
+        let _guard = NoServiceStarts::new()?;
         run(Command::new("apt-get")
             .args(["install", "-y"])
             .args(&missing)
             .env("DEBIAN_FRONTEND", "noninteractive"))?;
     }
     Ok(())
+}
+
+const POLICY_RC_D: &str = "/usr/sbin/policy-rc.d";
+
+/// While it lives, Debian's maintainer scripts start no service
+/// (`policy-rc.d` exiting 101); an existing policy is left alone.
+struct NoServiceStarts(bool);
+
+impl NoServiceStarts {
+    fn new() -> Result<NoServiceStarts> {
+        if std::path::Path::new(POLICY_RC_D).exists() {
+            return Ok(NoServiceStarts(false));
+        }
+        fs::write(
+            POLICY_RC_D,
+            "#!/bin/sh\n# xen2kvm deps: no service starts while installing\nexit 101\n",
+        )?;
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(POLICY_RC_D, fs::Permissions::from_mode(0o755))?;
+        Ok(NoServiceStarts(true))
+    }
+}
+
+impl Drop for NoServiceStarts {
+    fn drop(&mut self) {
+        if self.0 {
+            let _ = fs::remove_file(POLICY_RC_D);
+        }
+    }
 }
 
 /// What `cargo xtask bench convert` compares against: virt-v2v, with the

@@ -99,7 +99,7 @@ pub(crate) fn run(args: Args) -> Result<Exit> {
         bail!("usage: xen2kvm backup -i MODE INPUT DIR, or xen2kvm backup --verify DIR");
     };
     let domain = input::read(mode, input, args.input_conn.as_deref())?;
-    let (disks, skipped) = input::disks(&domain)?;
+    let (disks, skipped) = input::disks(&domain, None)?;
     for s in &skipped {
         ev.warn(&s.note);
     }

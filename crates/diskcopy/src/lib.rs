@@ -126,41 +126,104 @@ impl Drop for Made {
     }
 }
 
+/// The copies being written, removed unless finished.
+struct Outputs<'a> {
+    sinks: &'a [Sink],
+    files: Vec<File>,
+    made: Made,
+    hash: Sha256,
+    data: u64,
+}
+
+fn ctx(what: &str, p: &Path, e: io::Error) -> io::Error {
+    io::Error::new(e.kind(), format!("{what} {}: {e}", p.display()))
+}
+
+impl<'a> Outputs<'a> {
+    fn create(sinks: &'a [Sink], size: u64) -> io::Result<Outputs<'a>> {
+        let mut made = Made(Vec::new());
+        let mut files = Vec::new();
+        for s in sinks {
+            let f = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&s.path)
+                .map_err(|e| ctx("creating", &s.path, e))?;
+            made.0.push(s.path.clone());
+            match s.allocation {
+                Allocation::Sparse => f.set_len(size),
+                Allocation::Preallocated => preallocate(&f, size),
+            }
+            .map_err(|e| ctx("allocating", &s.path, e))?;
+            files.push(f);
+        }
+        Ok(Outputs {
+            sinks,
+            files,
+            made,
+            hash: Sha256::new(),
+            data: 0,
+        })
+    }
+
+    /// Hashes `buf` (the bytes at `pos`) and writes its non-zero blocks.
+    fn data(&mut self, buf: &[u8], pos: u64) -> io::Result<()> {
+        self.hash.update(buf);
+        for (i, block) in buf.chunks(BLOCK).enumerate() {
+            if is_zero(block) {
+                continue;
+            }
+            let at = pos + (i * BLOCK) as u64;
+            self.data += block.len() as u64;
+            for (f, s) in self.files.iter().zip(self.sinks) {
+                f.write_all_at(block, at)
+                    .map_err(|e| ctx("writing", &s.path, e))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Hashes `n` zeros (a hole: nothing to write).
+    fn hole(&mut self, zeros: &[u8], mut n: u64) {
+        while n > 0 {
+            let k = n.min(zeros.len() as u64) as usize;
+            self.hash.update(&zeros[..k]);
+            n -= k as u64;
+        }
+    }
+
+    fn finish(mut self, size: u64) -> io::Result<Copied> {
+        for (f, s) in self.files.iter().zip(self.sinks) {
+            f.sync_all().map_err(|e| ctx("syncing", &s.path, e))?;
+        }
+        self.made.0.clear();
+        Ok(Copied {
+            size,
+            data: self.data,
+            sha256: hex(&self.hash.finalize()),
+        })
+    }
+}
+
+fn stopped(what: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::Interrupted,
+        format!("copying {what}: stopped"),
+    )
+}
+
 /// Copies the bytes of `src` to every sink in one read, hashing them.
 pub fn copy(src: &Path, sinks: &[Sink], progress: &mut dyn Progress) -> io::Result<Copied> {
-    let ctx = |what: &str, p: &Path, e: io::Error| {
-        io::Error::new(e.kind(), format!("{what} {}: {e}", p.display()))
-    };
     let mut input = File::open(src).map_err(|e| ctx("opening", src, e))?;
     let size = size_of(&mut input).map_err(|e| ctx("reading the size of", src, e))?;
-    let mut made = Made(Vec::new());
-    let mut outs = Vec::new();
-    for s in sinks {
-        let f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&s.path)
-            .map_err(|e| ctx("creating", &s.path, e))?;
-        made.0.push(s.path.clone());
-        match s.allocation {
-            Allocation::Sparse => f.set_len(size),
-            Allocation::Preallocated => preallocate(&f, size),
-        }
-        .map_err(|e| ctx("allocating", &s.path, e))?;
-        outs.push(f);
-    }
-    let mut hash = Sha256::new();
+    let mut out = Outputs::create(sinks, size)?;
     let zeros = vec![0u8; CHUNK];
     let mut buf = vec![0u8; CHUNK];
     let mut pos = 0u64;
-    let mut data = 0u64;
     while pos < size {
         if progress.stop() {
-            return Err(io::Error::new(
-                io::ErrorKind::Interrupted,
-                format!("copying {}: stopped", src.display()),
-            ));
+            return Err(stopped(&src.display().to_string()));
         }
         // A hole is hashed as zeros and neither read nor written.
         let (extent_end, is_data) = next_extent(&input, pos, size);
@@ -170,33 +233,63 @@ pub fn copy(src: &Path, sinks: &[Sink], progress: &mut dyn Progress) -> io::Resu
             input
                 .read_exact_at(&mut buf[..n], pos)
                 .map_err(|e| ctx("reading", src, e))?;
-            hash.update(&buf[..n]);
-            for (i, block) in buf[..n].chunks(BLOCK).enumerate() {
-                if is_zero(block) {
-                    continue;
-                }
-                let at = pos + (i * BLOCK) as u64;
-                data += block.len() as u64;
-                for (f, s) in outs.iter().zip(sinks) {
-                    f.write_all_at(block, at)
-                        .map_err(|e| ctx("writing", &s.path, e))?;
-                }
-            }
+            out.data(&buf[..n], pos)?;
         } else {
-            hash.update(&zeros[..n]);
+            out.hole(&zeros, n as u64);
         }
         pos = end;
         progress.update(pos, size);
     }
-    for (f, s) in outs.iter().zip(sinks) {
-        f.sync_all().map_err(|e| ctx("syncing", &s.path, e))?;
+    out.finish(size)
+}
+
+/// Copies `size` bytes read from a stream (a disk on another host, read
+/// through ssh) to every sink, hashing them; fewer or more bytes than
+/// `size` is an error naming `what`.
+pub fn copy_stream(
+    input: &mut dyn Read,
+    size: u64,
+    what: &str,
+    sinks: &[Sink],
+    progress: &mut dyn Progress,
+) -> io::Result<Copied> {
+    let mut out = Outputs::create(sinks, size)?;
+    let mut buf = vec![0u8; CHUNK];
+    let mut pos = 0u64;
+    while pos < size {
+        if progress.stop() {
+            return Err(stopped(what));
+        }
+        let want = (size - pos).min(CHUNK as u64) as usize;
+        let mut got = 0;
+        while got < want {
+            match input.read(&mut buf[got..want]) {
+                Ok(0) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        format!(
+                            "{what}: the stream ended after {} of {size} bytes",
+                            pos + got as u64
+                        ),
+                    ))
+                }
+                Ok(k) => got += k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(io::Error::new(e.kind(), format!("reading {what}: {e}"))),
+            }
+        }
+        out.data(&buf[..want], pos)?;
+        pos += want as u64;
+        progress.update(pos, size);
     }
-    made.0.clear();
-    Ok(Copied {
-        size,
-        data,
-        sha256: hex(&hash.finalize()),
-    })
+    let mut extra = [0u8; 1];
+    if matches!(input.read(&mut extra), Ok(k) if k > 0) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{what}: more than the {size} bytes announced (the source changed?)"),
+        ));
+    }
+    out.finish(size)
 }
 
 /// Where the extent at `pos` ends and whether it holds data. A source

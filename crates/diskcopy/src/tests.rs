@@ -201,3 +201,45 @@ fn hostile_manifests_are_refused() {
         "a.img"
     );
 }
+
+#[test]
+fn a_stream_is_copied_hashed_and_checked_for_its_length() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = sparse_source(dir.path());
+    let bytes = fs::read(&src).unwrap();
+    let out = dir.path().join("from-stream.img");
+    let c = copy_stream(
+        &mut &bytes[..],
+        bytes.len() as u64,
+        "test stream",
+        &[Sink {
+            path: out.clone(),
+            allocation: Allocation::Sparse,
+        }],
+        &mut Quiet,
+    )
+    .unwrap();
+    assert_eq!(c.sha256, sha_of(&src));
+    assert_eq!(sha_of(&out), c.sha256);
+    assert!(
+        allocated(&out).unwrap() < 2 * MIB,
+        "zero blocks are not written"
+    );
+
+    let short = dir.path().join("short.img");
+    let err = copy_stream(
+        &mut &bytes[..1000],
+        bytes.len() as u64,
+        "test stream",
+        &[Sink {
+            path: short.clone(),
+            allocation: Allocation::Sparse,
+        }],
+        &mut Quiet,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("ended after 1000"), "{err}");
+    assert!(!short.exists());
+    let err = copy_stream(&mut &bytes[..], 10, "test stream", &[], &mut Quiet).unwrap_err();
+    assert!(err.to_string().contains("more than"), "{err}");
+}

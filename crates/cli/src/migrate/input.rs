@@ -119,8 +119,11 @@ pub(crate) struct Disk {
     pub(crate) block: bool,
     /// The format it is read as.
     pub(crate) format: String,
-    /// What the guest sees, in bytes.
+    /// What the guest sees, in bytes (for a qcow2 disk on another host:
+    /// its file's size, the best known before the copy).
     pub(crate) virtual_size: u64,
+    /// The file's or device's length: what a stream of it carries.
+    pub(crate) bytes: u64,
     /// What it allocates on the host.
     pub(crate) allocated: u64,
 }
@@ -137,7 +140,10 @@ pub(crate) struct Skipped {
 /// The disks to copy, in the domain's order, and the devices left alone.
 /// A disk that cannot be read, a network disk, a directory are errors
 /// naming the disk.
-pub(crate) fn disks(domain: &Domain) -> Result<(Vec<Disk>, Vec<Skipped>)> {
+pub(crate) fn disks(
+    domain: &Domain,
+    remote: Option<&super::remote::Remote>,
+) -> Result<(Vec<Disk>, Vec<Skipped>)> {
     let mut out = Vec::new();
     let mut skipped = Vec::new();
     for d in xd::source_disks(&domain.doc).map_err(anyhow::Error::msg)? {
@@ -171,6 +177,10 @@ pub(crate) fn disks(domain: &Domain) -> Result<(Vec<Disk>, Vec<Skipped>)> {
                 "disk {t} is a {kind} disk: xen2kvm copies image files and block devices; copy it to a file first"
             ),
         };
+        if let Some(rm) = remote {
+            out.push(remote_disk(rm, t, path, d.format.as_deref())?);
+            continue;
+        }
         let meta =
             std::fs::metadata(&path).with_context(|| format!("disk {t}: {}", path.display()))?;
         use std::os::unix::fs::FileTypeExt;
@@ -208,12 +218,18 @@ pub(crate) fn disks(domain: &Domain) -> Result<(Vec<Disk>, Vec<Skipped>)> {
         } else {
             info.actual_size
         };
+        let bytes = if block || format == "raw" {
+            info.virtual_size
+        } else {
+            meta.len()
+        };
         out.push(Disk {
             target: t.clone(),
             path,
             block,
             format,
             virtual_size: info.virtual_size,
+            bytes,
             allocated,
         });
     }
@@ -221,4 +237,34 @@ pub(crate) fn disks(domain: &Domain) -> Result<(Vec<Disk>, Vec<Skipped>)> {
         bail!("the domain has no disk to migrate");
     }
     Ok((out, skipped))
+}
+
+/// A disk on another host, seen through ssh.
+fn remote_disk(
+    rm: &super::remote::Remote,
+    t: &str,
+    path: PathBuf,
+    format: Option<&str>,
+) -> Result<Disk> {
+    let p = path.to_string_lossy().into_owned();
+    let st = rm.stat(&p).with_context(|| format!("disk {t}"))?;
+    let format = match format {
+        Some(f) => f.to_owned(),
+        None => rm.probe(&p)?.to_owned(),
+    };
+    if format != "raw" && format != "qcow2" {
+        bail!(
+            "disk {t}: {}:{p} is {format}: xen2kvm migrates raw and qcow2 images",
+            rm.dest
+        );
+    }
+    Ok(Disk {
+        target: t.to_owned(),
+        path,
+        block: st.block,
+        format,
+        virtual_size: st.size,
+        bytes: st.size,
+        allocated: st.allocated,
+    })
 }

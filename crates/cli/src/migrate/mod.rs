@@ -28,6 +28,7 @@
 pub(crate) mod events;
 pub(crate) mod input;
 pub(crate) mod libvirt;
+mod remote;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -57,6 +58,14 @@ pub(crate) struct Args {
     input_conn: Option<String>,
     /// The domain XML file, the xl.cfg, or the domain's name (-i libvirt).
     input: String,
+    /// The disks are on this host ([USER@]HOST or ssh://[USER@]HOST[:PORT],
+    /// e.g. the Xen host): read over ssh, checksummed on arrival.
+    #[arg(long, value_name = "DEST")]
+    input_host: Option<String>,
+    /// An ssh option for --input-host (`-o OPT`, e.g. IdentityFile=KEY).
+    /// Repeatable.
+    #[arg(long, value_name = "OPT", requires = "input_host")]
+    input_ssh_option: Vec<String>,
     /// Where the result goes (-o): local (-os DIR: disks and NAME.xml) or
     /// libvirt (-os POOL: disks in the directory pool, domain defined).
     #[arg(short = 'o', long = "output-mode", value_enum, default_value_t = OutputMode::Libvirt, value_name = "MODE")]
@@ -614,15 +623,22 @@ fn job(args: &Args, ev: &mut Events, report: &mut Report) -> Result<Exit> {
         .unwrap_or_else(|| domain.name.clone());
     check_name(&name)?;
     report.name.clone_from(&name);
-    let (disks, skipped) = input::disks(&domain)?;
+    let remote = args
+        .input_host
+        .as_deref()
+        .map(|h| remote::Remote::new(h, &args.input_ssh_option))
+        .transpose()?;
+    let (disks, skipped) = input::disks(&domain, remote.as_ref())?;
     for s in &skipped {
         ev.warn(&s.note);
         report.warnings.push(s.note.clone());
     }
     report.skipped = skipped;
     let mut locks = Locks::default();
-    for d in &disks {
-        locks.take(&d.path, Access::Read, "migrate (source)")?;
+    if remote.is_none() {
+        for d in &disks {
+            locks.take(&d.path, Access::Read, "migrate (source)")?;
+        }
     }
     let out_format = args.output_format.clone().unwrap_or_else(|| {
         if disks.iter().all(|d| d.format == "raw") {
@@ -718,7 +734,10 @@ fn job(args: &Args, ev: &mut Events, report: &mut Report) -> Result<Exit> {
     for (d, o) in disks.iter().zip(&outputs) {
         report.disks.push(DiskReport {
             target: d.target.clone(),
-            source: d.path.display().to_string(),
+            source: match &remote {
+                Some(rm) => format!("{}:{}", rm.dest, d.path.display()),
+                None => d.path.display().to_string(),
+            },
             kind: if d.block { "block" } else { "file" },
             source_format: d.format.clone(),
             virtual_size: d.virtual_size,
@@ -753,91 +772,37 @@ fn job(args: &Args, ev: &mut Events, report: &mut Report) -> Result<Exit> {
     let mut made = Cleanup::default();
     let n = disks.len();
     let mut backup = backup;
+    let alloc = match args.output_allocation {
+        Alloc::Sparse => Allocation::Sparse,
+        Alloc::Preallocated => Allocation::Preallocated,
+    };
     for (i, d) in disks.iter().enumerate() {
         interrupt::fault("copy");
         if interrupt::requested() {
             bail!("stopped before copying disk {}", d.target);
         }
-        let before = diskcopy::stamp(&d.path).with_context(|| d.path.display().to_string())?;
-        let one_read = d.format == "raw" && out_format == "raw";
-        let mut sinks = Vec::new();
-        if one_read {
-            sinks.push(Sink {
-                path: partials[i].clone(),
-                allocation: match args.output_allocation {
-                    Alloc::Sparse => Allocation::Sparse,
-                    Alloc::Preallocated => Allocation::Preallocated,
-                },
-            });
-        }
         let backup_file = backup.as_ref().map(|b| b.dir.join(&b.disks[i]));
-        if let Some(b) = &backup_file {
-            sinks.push(Sink {
-                path: b.clone(),
-                allocation: Allocation::Sparse,
+        let target = CopyTarget {
+            partial: &partials[i],
+            format: &out_format,
+            allocation: alloc,
+            backup: backup_file.as_deref(),
+            item: (i + 1, n),
+        };
+        let sha = copy_disk(
+            d,
+            remote.as_ref(),
+            &target,
+            ev,
+            &mut made,
+            &mut report.disks[i],
+        )?;
+        if let (Some(b), Some(f), Some(sha)) = (backup.as_mut(), &backup_file, sha) {
+            b.sums.push(sums::Entry {
+                sha256: sha,
+                name: b.disks[i].clone(),
             });
-        }
-        let r = &mut report.disks[i];
-        if !sinks.is_empty() {
-            made.files.extend(sinks.iter().map(|s| s.path.clone()));
-            let what = format!(
-                "{} -> {}",
-                d.path.display(),
-                sinks
-                    .iter()
-                    .map(|s| s.path.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(" + ")
-            );
-            ev.note(&format!("copying {what}"));
-            let size = d.allocated.max(1);
-            ev.bar(&what, i + 1, n, size);
-            let copied = diskcopy::copy(&d.path, &sinks, &mut CopyProgress { ev, n: i + 1, m: n })?;
-            r.sha256 = Some(copied.sha256.clone());
-            r.sha256_of = Some(if d.format == "raw" {
-                "guest data"
-            } else {
-                "image file"
-            });
-            r.reads += 1;
-            if let (Some(b), Some(f)) = (backup.as_mut(), &backup_file) {
-                b.sums.push(sums::Entry {
-                    sha256: copied.sha256,
-                    name: b.disks[i].clone(),
-                });
-                r.backup = Some(f.display().to_string());
-            }
-        }
-        if !one_read {
-            made.files.push(partials[i].clone());
-            let what = format!(
-                "{} -> {} (qemu-img)",
-                d.path.display(),
-                partials[i].display()
-            );
-            ev.note(&format!("copying {what}"));
-            let size = d.virtual_size.max(1);
-            ev.bar(&what, i + 1, n, size);
-            image_convert(
-                ev,
-                d,
-                &partials[i],
-                &out_format,
-                args.output_allocation == Alloc::Preallocated,
-                (i + 1, n),
-            )?;
-            report.disks[i].reads += 1;
-        }
-        let after = diskcopy::stamp(&d.path).with_context(|| d.path.display().to_string())?;
-        let r = &mut report.disks[i];
-        if !d.block {
-            if after != before {
-                bail!(
-                    "{} changed while it was copied: is the domain running somewhere? Shut it down and run again",
-                    d.path.display()
-                );
-            }
-            r.source_unchanged = Some(true);
+            report.disks[i].backup = Some(f.display().to_string());
         }
     }
 
@@ -1012,6 +977,177 @@ pub(crate) fn finish_backup(
     })
 }
 
+/// Where one disk's copy goes.
+struct CopyTarget<'a> {
+    partial: &'a Path,
+    format: &'a str,
+    allocation: Allocation,
+    backup: Option<&'a Path>,
+    /// This disk of all (`N/M`).
+    item: (usize, usize),
+}
+
+/// Copies one disk: its output (and backup copy) from one read of a raw
+/// source; otherwise the backup (or, for a remote disk, a local staging
+/// copy) first and the output by `qemu-img convert` from it or the source.
+/// Fails when the source changed meanwhile. Returns the SHA-256 of what was
+/// read, when it was read by xen2kvm.
+fn copy_disk(
+    d: &Disk,
+    remote: Option<&remote::Remote>,
+    t: &CopyTarget<'_>,
+    ev: &mut Events,
+    made: &mut Cleanup,
+    r: &mut DiskReport,
+) -> Result<Option<String>> {
+    let (n, m) = t.item;
+    let before = source_stamp(d, remote)?;
+    let one_read = d.format == "raw" && t.format == "raw";
+    let mut sinks = Vec::new();
+    if one_read {
+        sinks.push(Sink {
+            path: t.partial.to_owned(),
+            allocation: t.allocation,
+        });
+    }
+    if let Some(b) = t.backup {
+        sinks.push(Sink {
+            path: b.to_owned(),
+            allocation: Allocation::Sparse,
+        });
+    }
+    // A remote disk that qemu-img must read is staged here first.
+    let stage = (remote.is_some() && !one_read && t.backup.is_none()).then(|| {
+        let mut name = t.partial.file_name().unwrap_or_default().to_owned();
+        name.push(".source");
+        t.partial.with_file_name(name)
+    });
+    if let Some(st) = &stage {
+        sinks.push(Sink {
+            path: st.clone(),
+            allocation: Allocation::Sparse,
+        });
+    }
+    let mut sha = None;
+    if !sinks.is_empty() {
+        made.files.extend(sinks.iter().map(|s| s.path.clone()));
+        let from = match remote {
+            Some(rm) => format!("{}:{}", rm.dest, d.path.display()),
+            None => d.path.display().to_string(),
+        };
+        let what = format!(
+            "{from} -> {}",
+            sinks
+                .iter()
+                .map(|s| s.path.display().to_string())
+                .collect::<Vec<_>>()
+                .join(" + ")
+        );
+        ev.note(&format!("copying {what}"));
+        let size = if remote.is_some() {
+            d.bytes
+        } else {
+            d.allocated
+        };
+        ev.bar(&what, n, m, size.max(1));
+        let mut progress = CopyProgress { ev, n, m };
+        let copied = match remote {
+            Some(rm) => stream(rm, d, &from, &sinks, &mut progress)?,
+            None => diskcopy::copy(&d.path, &sinks, &mut progress)?,
+        };
+        r.sha256 = Some(copied.sha256.clone());
+        r.sha256_of = Some(if d.format == "raw" {
+            "guest data"
+        } else {
+            "image file"
+        });
+        r.reads += 1;
+        sha = Some(copied.sha256);
+    }
+    if !one_read {
+        // qemu-img reads the local source, the backup copy or the stage.
+        let local = match (remote, t.backup, &stage) {
+            (None, _, _) => d.path.clone(),
+            (Some(_), Some(b), _) => b.to_owned(),
+            (Some(_), None, Some(st)) => st.clone(),
+            (Some(_), None, None) => bail!("no local copy of a remote disk"),
+        };
+        made.files.push(t.partial.to_owned());
+        let what = format!("{} -> {} (qemu-img)", local.display(), t.partial.display());
+        ev.note(&format!("copying {what}"));
+        ev.bar(&what, n, m, d.virtual_size.max(1));
+        image_convert(
+            ev,
+            &local,
+            &d.format,
+            d.virtual_size,
+            t.partial,
+            t.format,
+            t.allocation == Allocation::Preallocated,
+            t.item,
+        )?;
+        if remote.is_none() {
+            r.reads += 1;
+        }
+        if let Some(st) = &stage {
+            let _ = std::fs::remove_file(st);
+            made.files.retain(|f| f != st);
+        }
+    }
+    let after = source_stamp(d, remote)?;
+    if let (Some(a), Some(b)) = (before, after) {
+        if a != b {
+            bail!(
+                "{} changed while it was copied: is the domain running somewhere? Shut it down and run again",
+                d.path.display()
+            );
+        }
+        r.source_unchanged = Some(true);
+    }
+    Ok(sha)
+}
+
+/// What proves a source unchanged (None: a block device, nothing does).
+fn source_stamp(d: &Disk, remote: Option<&remote::Remote>) -> Result<Option<String>> {
+    if d.block {
+        return Ok(None);
+    }
+    Ok(Some(match remote {
+        Some(rm) => format!("{:?}", rm.stat(&d.path.to_string_lossy())?),
+        None => format!(
+            "{:?}",
+            diskcopy::stamp(&d.path).with_context(|| d.path.display().to_string())?
+        ),
+    }))
+}
+
+/// Streams a remote disk through ssh into the sinks.
+fn stream(
+    rm: &remote::Remote,
+    d: &Disk,
+    what: &str,
+    sinks: &[Sink],
+    progress: &mut CopyProgress<'_>,
+) -> Result<diskcopy::Copied> {
+    let mut child = rm.read(&d.path.to_string_lossy())?;
+    let _guard = interrupt::child(child.id());
+    let mut out = child.stdout.take().context("ssh's output")?;
+    let copied = diskcopy::copy_stream(&mut out, d.bytes, what, sinks, progress);
+    drop(out);
+    if copied.is_err() {
+        let _ = child.kill();
+    }
+    let res = child.wait_with_output().context("waiting for ssh")?;
+    let copied = copied?;
+    if !res.status.success() {
+        bail!(
+            "reading {what} through ssh: {}",
+            String::from_utf8_lossy(&res.stderr).trim()
+        );
+    }
+    Ok(copied)
+}
+
 /// Progress of re-reading a backup (several files, one bar).
 struct VerifyProgress<'a> {
     ev: &'a mut Events,
@@ -1035,20 +1171,23 @@ impl diskcopy::Progress for VerifyProgress<'_> {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn image_convert(
     ev: &mut Events,
-    d: &Disk,
+    src: &Path,
+    src_format: &str,
+    size: u64,
     out: &Path,
     format: &str,
     preallocate: bool,
     (n, m): (usize, usize),
 ) -> Result<()> {
-    let size = d.virtual_size.max(1);
-    let r = crate::image::convert(&d.path, &d.format, out, format, preallocate, &mut |p| {
+    let size = size.max(1);
+    let r = crate::image::convert(src, src_format, out, format, preallocate, &mut |p| {
         ev.progress(n, m, ((p / 100.0) * size as f64) as u64, size);
     });
     if interrupt::requested() {
-        bail!("stopped while copying {}", d.path.display());
+        bail!("stopped while copying {}", src.display());
     }
     r
 }

@@ -38,6 +38,9 @@ pub struct Options {
     pub qemu: PathBuf,
     /// The image format; `None` detects it from the image's magic.
     pub format: Option<String>,
+    /// The guest's other disks (path, format), attached after the image in
+    /// this order, on snapshots too.
+    pub extra_disks: Vec<(PathBuf, String)>,
     /// Which accelerator to use.
     pub accel: AccelChoice,
     /// Guest memory in MiB.
@@ -196,6 +199,7 @@ pub fn check(
         qemu: &opts.qemu,
         image,
         format: &format,
+        extra_disks: &opts.extra_disks,
         source: qemu::Source::Disk,
         accel,
         memory_mib: opts.memory_mib,

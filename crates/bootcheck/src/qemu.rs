@@ -42,6 +42,9 @@ pub struct Boot<'a> {
     pub image: &'a Path,
     /// Its format (`raw`, `qcow2`, …).
     pub format: &'a str,
+    /// More disks of the same guest (path, format), attached after it in
+    /// this order (a guest's second disk is its `vdb`); never written.
+    pub extra_disks: &'a [(PathBuf, String)],
     /// What to boot.
     pub source: Source,
     /// The accelerator.
@@ -108,6 +111,18 @@ impl Boot<'_> {
             ),
             "-device".into(),
             "virtio-blk-pci,drive=disk0".into(),
+        ]);
+        for (i, (path, format)) in self.extra_disks.iter().enumerate() {
+            let p = path.display().to_string().replace(',', ",,");
+            let id = i + 1;
+            a.extend([
+                "-drive".into(),
+                format!("file={p},format={format},if=none,id=disk{id},snapshot=on"),
+                "-device".into(),
+                format!("virtio-blk-pci,drive=disk{id}"),
+            ]);
+        }
+        a.extend([
             "-netdev".into(),
             "user,id=net0".into(),
             "-device".into(),
@@ -224,4 +239,42 @@ pub fn detect_format(image: &Path) -> io::Result<&'static str> {
         b"<<< " => "vdi",
         _ => "raw",
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_guests_disks_are_attached_in_order_on_snapshots() {
+        let extra = [
+            (PathBuf::from("/d/b,x.img"), "raw".to_owned()),
+            (PathBuf::from("/d/c.qcow2"), "qcow2".to_owned()),
+        ];
+        let b = Boot {
+            qemu: Path::new("qemu-system-x86_64"),
+            image: Path::new("/d/a.img"),
+            format: "raw",
+            extra_disks: &extra,
+            source: Source::Disk,
+            accel: Accel::Tcg,
+            memory_mib: 512,
+            cpus: 1,
+            marker: "OK",
+            timeout: Duration::from_secs(1),
+            silence: Duration::from_secs(1),
+            log: Path::new("/tmp/log"),
+        };
+        let a = b.args().join(" ");
+        let d0 = a
+            .find("file=/d/a.img,format=raw,if=none,id=disk0,snapshot=on")
+            .unwrap();
+        let d1 = a
+            .find("file=/d/b,,x.img,format=raw,if=none,id=disk1,snapshot=on -device virtio-blk-pci,drive=disk1")
+            .unwrap();
+        let d2 = a
+            .find("file=/d/c.qcow2,format=qcow2,if=none,id=disk2,snapshot=on -device virtio-blk-pci,drive=disk2")
+            .unwrap();
+        assert!(d0 < d1 && d1 < d2, "{a}");
+    }
 }

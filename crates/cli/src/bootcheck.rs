@@ -19,6 +19,10 @@ pub(crate) struct Args {
     /// Image format (raw, qcow2, …); detected from the image when omitted.
     #[arg(long)]
     format: Option<String>,
+    /// The guest's other disks, attached after IMAGE in this order (its
+    /// vdb, vdc, …); never written. Repeatable.
+    #[arg(long = "disk", value_name = "PATH")]
+    disks: Vec<PathBuf>,
     /// Give up after this many seconds per boot.
     #[arg(long, default_value_t = 600, value_name = "SECS")]
     timeout: u64,
@@ -64,9 +68,15 @@ enum AccelArg {
 }
 
 pub(crate) fn run(args: Args) -> Result<Exit> {
+    let mut extra_disks = Vec::new();
+    for d in &args.disks {
+        let info = crate::image::info(d).with_context(|| format!("--disk {}", d.display()))?;
+        extra_disks.push((d.clone(), info.format));
+    }
     let opts = bc::Options {
         qemu: args.qemu.clone(),
         format: args.format.clone(),
+        extra_disks,
         accel: match args.accel {
             AccelArg::Auto => AccelChoice::Auto,
             AccelArg::Kvm => AccelChoice::Kvm,

@@ -870,7 +870,7 @@ fn job(args: &Args, ev: &mut Events, report: &mut Report) -> Result<Exit> {
             .log_dir
             .clone()
             .unwrap_or_else(|| std::env::temp_dir().join(format!("xen2kvm-migrate-{name}")));
-        let r = boot_check(args, ev, &partials[0], &out_format, &log_dir)?;
+        let r = boot_check(args, ev, &partials, &out_format, &log_dir)?;
         let booted = r.verdict == "booted";
         let reason = r.reason.clone().unwrap_or_default();
         let log = r.log.clone();
@@ -1242,16 +1242,23 @@ fn translate(
     dx::convert_document(domain.doc.clone(), &opts).context("translating the domain")
 }
 
+/// Boots the converted disks, in the domain's order (the first is the boot
+/// disk), on snapshots.
 fn boot_check(
     args: &Args,
     ev: &mut Events,
-    disk: &Path,
+    disks: &[PathBuf],
     format: &str,
     log_dir: &Path,
 ) -> Result<BootReport> {
+    let disk = &disks[0];
     let opts = bc::Options {
         qemu: args.qemu.clone(),
         format: Some(format.to_owned()),
+        extra_disks: disks[1..]
+            .iter()
+            .map(|d| (d.clone(), format.to_owned()))
+            .collect(),
         accel: AccelChoice::Auto,
         memory_mib: 1024,
         cpus: 2,

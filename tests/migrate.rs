@@ -32,10 +32,7 @@ use xen2kvm_tests::{
 /// lines, the final report.
 fn migrate(args: &[&str], env: &[(&str, &str)]) -> (i32, Vec<Value>, Value) {
     let t = Instant::now();
-    let out = Command::new(xen2kvm_bin())
-        .arg("migrate")
-        .args(args)
-        .arg("--machine-readable")
+    let out = migrate_command(args)
         .envs(env.iter().copied())
         .output()
         .expect("running xen2kvm");
@@ -63,6 +60,20 @@ fn migrate(args: &[&str], env: &[(&str, &str)]) -> (i32, Vec<Value>, Value) {
         report["phases"]
     );
     (out.status.code().unwrap_or(-1), events, report)
+}
+
+/// The state files of this test process (never the system's).
+fn state_dir() -> PathBuf {
+    std::env::temp_dir().join(format!("xen2kvm-test-state-{}", std::process::id()))
+}
+
+fn migrate_command(args: &[&str]) -> Command {
+    let mut c = Command::new(xen2kvm_bin());
+    c.arg("migrate")
+        .args(args)
+        .arg("--machine-readable")
+        .env("XEN2KVM_STATE_DIR", state_dir());
+    c
 }
 
 fn qemu_img_raw(src: &Path, dst: &Path) {
@@ -505,23 +516,69 @@ fn local_outputs_sparse_and_preallocated_from_libvirt_and_xl() {
     let sparse = dir.path().join("sparse");
     std::fs::create_dir(&sparse).unwrap();
     let uri = format!("test://{}", node.display());
-    let (code, _, report) = migrate(
-        &[
-            "-i",
-            "libvirt",
-            "-ic",
-            &uri,
-            "sles-off",
-            "-o",
-            "local",
-            "-os",
-            sparse.to_str().unwrap(),
-            "-oa",
-            "sparse",
-        ],
-        &[],
+    let sparse_args = [
+        "-i",
+        "libvirt",
+        "-ic",
+        &uri,
+        "sles-off",
+        "-o",
+        "local",
+        "-os",
+        sparse.to_str().unwrap(),
+        "-oa",
+        "sparse",
+    ];
+    // While it runs: the state file says so (pid, phase), and a second
+    // migration of the same guest is refused.
+    let first = migrate_command(&sparse_args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let state_file = state_dir().join("sles-off.json");
+    let t = Instant::now();
+    let running: Value = loop {
+        let s: Option<Value> = std::fs::read_to_string(&state_file)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok());
+        if let Some(s) = s.filter(|s| s["phase"] == "convert") {
+            break s;
+        }
+        assert!(t.elapsed() < Duration::from_secs(60), "no state file");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(running["status"], "running", "{running:#}");
+    assert_eq!(running["pid"], first.id(), "{running:#}");
+    assert!(
+        running["phases"].as_array().unwrap().len() >= 2,
+        "{running:#}"
     );
+    let other = dir.path().join("other");
+    std::fs::create_dir(&other).unwrap();
+    let mut second = sparse_args;
+    second[8] = other.to_str().unwrap();
+    let (code, _, refused) = migrate(&second, &[]);
+    assert_eq!(code, 1, "{refused:#}");
+    let err = refused["error"].as_str().unwrap();
+    assert!(
+        err.contains("in use by another xen2kvm run")
+            && err.contains(&format!("pid {}", first.id())),
+        "{err}"
+    );
+    let out = first.wait_with_output().unwrap();
+    let code = out.status.code().unwrap_or(-1);
+    let report = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .and_then(|l| serde_json::from_str::<Value>(l).ok())
+        .map(|e| e["report"].clone())
+        .unwrap_or_default();
     drop(dev);
+    let finished: Value =
+        serde_json::from_str(&std::fs::read_to_string(&state_file).unwrap()).unwrap();
+    assert_eq!(finished["status"], "migrated", "{finished:#}");
+    assert_eq!(finished["report"]["result"], "migrated");
     assert_eq!(code, 0, "{report:#}");
     assert_eq!(report["result"], "migrated", "{report:#}");
     let d = &report["disks"][0];
@@ -614,6 +671,15 @@ fn local_outputs_sparse_and_preallocated_from_libvirt_and_xl() {
     eprintln!("preallocated: output allocates {a} of {size}");
     assert!(a >= size, "preallocated output allocates {a} of {size}");
     assert!(full.join("sles-xl.xml").is_file());
+
+    // Run again: done, at once, nothing touched.
+    let mtime = std::fs::metadata(&out).unwrap().modified().unwrap();
+    let t = Instant::now();
+    let (code, _, again) = migrate(&args, &[]);
+    assert_eq!(code, 0, "{again:#}");
+    assert_eq!(again["result"], "done", "{again:#}");
+    assert!(t.elapsed() < Duration::from_secs(20));
+    assert_eq!(std::fs::metadata(&out).unwrap().modified().unwrap(), mtime);
 
     // With the "Xen host" gone, the run fails at once, saying so, and
     // leaves nothing.

@@ -43,6 +43,17 @@ impl Locks {
     /// yet), or fails saying who holds it.
     pub(crate) fn take(&mut self, disk: &Path, access: Access, what: &str) -> Result<()> {
         let key = key(disk)?;
+        self.take_key(&key, disk, access, what)
+    }
+
+    /// Takes the lock of a name that is not a disk (a guest's migration:
+    /// its state file's path, whether or not the file exists yet).
+    pub(crate) fn take_name(&mut self, name: &Path, what: &str) -> Result<()> {
+        let key = format!("name-{:016x}", fnv(name.as_os_str().as_encoded_bytes()));
+        self.take_key(&key, name, Access::Write, what)
+    }
+
+    fn take_key(&mut self, key: &str, disk: &Path, access: Access, what: &str) -> Result<()> {
         let d = dir();
         std::fs::create_dir_all(&d)
             .with_context(|| format!("creating the lock directory {}", d.display()))?;
@@ -125,8 +136,30 @@ fn fnv(bytes: &[u8]) -> u64 {
 mod tests {
     use super::*;
 
+    /// The tests set XEN2KVM_LOCK_DIR: one at a time.
+    static ENV: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    #[test]
+    fn a_named_lock_holds_whether_or_not_its_file_exists() {
+        let _env = ENV.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let t = tempfile::tempdir().unwrap();
+        std::env::set_var("XEN2KVM_LOCK_DIR", t.path().join("locks"));
+        let state = t.path().join("guest.json");
+        let mut a = Locks::default();
+        a.take_name(&state, "migrate guest").unwrap();
+        std::fs::write(&state, b"{}").unwrap();
+        let e = Locks::default()
+            .take_name(&state, "migrate guest")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("in use by another xen2kvm run"), "{e}");
+        drop(a);
+        Locks::default().take_name(&state, "migrate guest").unwrap();
+    }
+
     #[test]
     fn a_writer_excludes_everyone_and_readers_share() {
+        let _env = ENV.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let t = tempfile::tempdir().unwrap();
         std::env::set_var("XEN2KVM_LOCK_DIR", t.path().join("locks"));
         let disk = t.path().join("disk.img");

@@ -28,6 +28,8 @@ pub(crate) struct PhaseTime {
 }
 
 pub(crate) struct Events {
+    /// The per-guest state file, once the guest is known (not in a dry run).
+    pub(crate) state: Option<super::state::State>,
     style: Style,
     current: Option<(&'static str, Instant)>,
     pub(crate) phases: Vec<PhaseTime>,
@@ -42,6 +44,7 @@ fn secs(d: Duration) -> f64 {
 impl Events {
     pub(crate) fn new(style: Style) -> Events {
         Events {
+            state: None,
             style,
             current: None,
             phases: Vec::new(),
@@ -66,6 +69,11 @@ impl Events {
     pub(crate) fn start(&mut self, name: &'static str) {
         self.end();
         self.current = Some((name, Instant::now()));
+        if let Some(st) = &mut self.state {
+            st.doc.phase = Some(name.to_owned());
+            st.doc.progress = None;
+            let _ = st.write();
+        }
         match self.style {
             Style::Machine => self.line(&json!({"event": "phase-start", "phase": name})),
             Style::Human => self.note(&format!("[{name}]")),
@@ -82,6 +90,12 @@ impl Events {
                 phase: name,
                 seconds,
             });
+            if let Some(st) = &mut self.state {
+                st.doc
+                    .phases
+                    .push(json!({"phase": name, "seconds": seconds}));
+                let _ = st.write();
+            }
             if self.style == Style::Machine {
                 self.line(&json!({"event": "phase-end", "phase": name, "seconds": seconds}));
             }
@@ -136,6 +150,14 @@ impl Events {
     pub(crate) fn progress(&mut self, n: usize, m: usize, done: u64, total: u64) {
         if let Some(b) = &self.bar {
             b.set_position(done);
+        }
+        if let Some(st) = &mut self.state {
+            st.progress(super::state::DiskProgress {
+                item: n,
+                items: m,
+                done,
+                total,
+            });
         }
         if self.style == Style::Machine {
             let due = self

@@ -29,6 +29,7 @@ pub(crate) mod events;
 pub(crate) mod input;
 pub(crate) mod libvirt;
 mod remote;
+mod state;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -130,6 +131,14 @@ pub(crate) struct Args {
         value_name = "PATH"
     )]
     qemu: PathBuf,
+    /// Where the per-guest state files are (NAME.json; default
+    /// $XEN2KVM_STATE_DIR, else /var/lib/xen2kvm/migrate).
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+    /// Migrate again even when the state file says this exact migration
+    /// finished (its outputs must have been removed).
+    #[arg(long)]
+    again: bool,
     /// Print the report as one JSON document (docs/json.md).
     #[arg(long, conflicts_with = "machine_readable")]
     json: bool,
@@ -263,6 +272,11 @@ struct Report {
     warnings: Vec<String>,
     phases: Vec<PhaseTime>,
     seconds: f64,
+    /// The state file (docs/json.md) of this guest.
+    state: Option<String>,
+    /// A finished migration's report, when this run found it done.
+    #[serde(skip)]
+    done: Option<serde_json::Value>,
 }
 
 /// What this run made, removed (and undefined) unless it succeeds.
@@ -337,6 +351,8 @@ pub(crate) fn run(args: Args) -> Result<Exit> {
         warnings: Vec::new(),
         phases: Vec::new(),
         seconds: 0.0,
+        state: None,
+        done: None,
     };
     let outcome = job(&args, &mut ev, &mut report);
     let exit = match outcome {
@@ -363,14 +379,68 @@ pub(crate) fn run(args: Args) -> Result<Exit> {
         }
     };
     ev.end();
+    if let Some(done) = report.done.take() {
+        // Found finished: the earlier report, marked done.
+        match style {
+            Style::Machine => ev.result(&done),
+            Style::Json => println_json(&done)?,
+            Style::Human => print_done(&done),
+        }
+        return Ok(exit);
+    }
     report.phases = ev.phases.clone();
     report.seconds = (total.elapsed().as_secs_f64() * 10.0).round() / 10.0;
+    let value = serde_json::to_value(&report)?;
+    if let Some(st) = &mut ev.state {
+        if let Err(e) = st.finish(report.result, report.error.clone(), value.clone()) {
+            ev.warn(&format!("the state file: {e:#}"));
+        }
+    }
     match style {
-        Style::Machine => ev.result(&serde_json::to_value(&report)?),
+        Style::Machine => ev.result(&value),
         Style::Json => print_json(&report)?,
         Style::Human => print_human(&report),
     }
     Ok(exit)
+}
+
+#[allow(clippy::print_stdout)]
+fn println_json(v: &serde_json::Value) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+#[allow(clippy::print_stdout)]
+fn print_done(v: &serde_json::Value) {
+    println!(
+        "{}: already migrated ({}); nothing to do (--again migrates it anew once its outputs are removed)",
+        v["name"].as_str().unwrap_or(""),
+        v["state"].as_str().unwrap_or("")
+    );
+    println!("result: done");
+}
+
+/// Whether what a finished migration made is still there.
+fn outputs_exist(report: &serde_json::Value) -> bool {
+    let files = report["disks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|d| d["output"].as_str())
+        .chain(report["xml"].as_str());
+    let mut any = false;
+    for f in files {
+        any = true;
+        if !Path::new(f).exists() {
+            return false;
+        }
+    }
+    if let (Some(conn), Some(name)) = (report["output"]["conn"].as_str(), report["name"].as_str()) {
+        if report["defined"].is_string() && !libvirt::domain_exists(conn, name).unwrap_or(false) {
+            return false;
+        }
+    }
+    any
 }
 
 #[allow(clippy::print_stdout)]
@@ -623,6 +693,49 @@ fn job(args: &Args, ev: &mut Events, report: &mut Report) -> Result<Exit> {
         .unwrap_or_else(|| domain.name.clone());
     check_name(&name)?;
     report.name.clone_from(&name);
+    // One migration per guest at a time; a finished one is done.
+    let mut locks = Locks::default();
+    let sdir = state::dir(args.state_dir.as_deref());
+    std::fs::create_dir_all(&sdir)
+        .with_context(|| format!("creating the state directory {}", sdir.display()))?;
+    let spath = state::path(&sdir, &name);
+    let spath = std::fs::canonicalize(&sdir)
+        .map(|d| state::path(&d, &name))
+        .unwrap_or(spath);
+    locks.take_name(&spath, &format!("migrate {name}"))?;
+    let request = state::Request {
+        input_mode: args.input_mode.name().to_owned(),
+        input: match args.input_mode {
+            InputMode::Libvirt => args.input.clone(),
+            _ => std::fs::canonicalize(&args.input)
+                .map_or_else(|_| args.input.clone(), |p| p.display().to_string()),
+        },
+        output_mode: match args.output_mode {
+            OutputMode::Local => "local",
+            OutputMode::Libvirt => "libvirt",
+        }
+        .to_owned(),
+        storage: storage.clone(),
+        conn: (args.output_mode == OutputMode::Libvirt).then(|| args.output_conn.clone()),
+    };
+    if !args.dry_run {
+        if let Some(prev) = state::read(&spath) {
+            let finished = prev.status == "migrated" && prev.request == request;
+            if let (true, false, Some(mut r)) = (finished, args.again, prev.report) {
+                if outputs_exist(&r) {
+                    r["result"] = serde_json::json!("done");
+                    r["state"] = serde_json::json!(spath.display().to_string());
+                    report.done = Some(r);
+                    return Ok(Exit::Ok);
+                }
+            }
+        }
+        let mut st = state::State::begin(&sdir, &name, request)?;
+        st.doc.phase = Some("check".to_owned());
+        st.write()?;
+        report.state = Some(st.path().display().to_string());
+        ev.state = Some(st);
+    }
     let remote = args
         .input_host
         .as_deref()
@@ -634,7 +747,6 @@ fn job(args: &Args, ev: &mut Events, report: &mut Report) -> Result<Exit> {
         report.warnings.push(s.note.clone());
     }
     report.skipped = skipped;
-    let mut locks = Locks::default();
     if remote.is_none() {
         for d in &disks {
             locks.take(&d.path, Access::Read, "migrate (source)")?;

@@ -34,6 +34,11 @@ const MAIN: &[&str] = &[
     // sshd: the migrate test reads disks over ssh from a server of its own
     // on 127.0.0.1 (installed with no service started: see `ensure`).
     "openssh-server",
+    // The Ansible collection's test: ansible (with community.libvirt), and
+    // what community.libvirt needs on the KVM host.
+    "ansible",
+    "python3-libvirt",
+    "python3-lxml",
     "busybox-static",
     "cpio",
     "xz-utils",

@@ -137,6 +137,7 @@ fn test() -> Result<()> {
             ]))
         })?;
         step("tidy", tidy::check)?;
+        step("ansible: the collection's playbook parses", ansible_syntax)?;
         step("tier 1: the pure crates, without libguestfs", || {
             tidy::pure_crates("test")
         })?;
@@ -177,6 +178,28 @@ fn test() -> Result<()> {
     )?;
     eprintln!("all test tiers passed in {:.0}s", t.elapsed().as_secs_f64());
     Ok(())
+}
+
+/// `ansible-playbook --syntax-check` of the collection's playbook, with
+/// the collection found from the checkout.
+fn ansible_syntax() -> Result<()> {
+    let root = xen2kvm_tests::repo_root();
+    let dir = std::env::temp_dir().join(format!("xen2kvm-ansible-{}", std::process::id()));
+    let coll = dir.join("ansible_collections/xen2kvm");
+    std::fs::create_dir_all(&coll)?;
+    let link = coll.join("migration");
+    if !link.exists() {
+        std::os::unix::fs::symlink(root.join("ansible"), &link)?;
+    }
+    let r = run(Command::new("ansible-playbook")
+        .arg("--syntax-check")
+        .arg("-i")
+        .arg(root.join("ansible/inventory.example.yml"))
+        .arg(root.join("ansible/playbooks/migrate.yml"))
+        .env("ANSIBLE_COLLECTIONS_PATH", &dir)
+        .env("ANSIBLE_NOCOLOR", "1"));
+    let _ = std::fs::remove_dir_all(&dir);
+    r
 }
 
 /// Starts `xtask images TEST_IMAGES...` with its output in `log`.

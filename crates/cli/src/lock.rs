@@ -141,7 +141,9 @@ mod tests {
 
     #[test]
     fn a_named_lock_holds_whether_or_not_its_file_exists() {
-        let _env = ENV.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _env = ENV
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let t = tempfile::tempdir().unwrap();
         std::env::set_var("XEN2KVM_LOCK_DIR", t.path().join("locks"));
         let state = t.path().join("guest.json");
@@ -159,7 +161,9 @@ mod tests {
 
     #[test]
     fn a_writer_excludes_everyone_and_readers_share() {
-        let _env = ENV.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _env = ENV
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let t = tempfile::tempdir().unwrap();
         std::env::set_var("XEN2KVM_LOCK_DIR", t.path().join("locks"));
         let disk = t.path().join("disk.img");

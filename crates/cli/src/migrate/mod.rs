@@ -1469,3 +1469,71 @@ fn dry_run(
     };
     Ok(exit)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn os(v: &[&str]) -> Vec<std::ffi::OsString> {
+        v.iter().map(Into::into).collect()
+    }
+
+    #[test]
+    fn virt_v2v_options_are_spelled_for_clap_only_after_migrate_or_backup() {
+        let got = virt_v2v_spelling(os(&[
+            "xen2kvm",
+            "migrate",
+            "-i",
+            "libvirt",
+            "-ic",
+            "xen+ssh://h",
+            "g",
+            "-os",
+            "pool",
+            "-on",
+            "-os",
+            "-of",
+            "raw",
+            "-oa",
+            "sparse",
+            "-oc",
+            "qemu:///system",
+        ]));
+        assert_eq!(
+            got,
+            os(&[
+                "xen2kvm",
+                "migrate",
+                "-i",
+                "libvirt",
+                "--input-conn",
+                "xen+ssh://h",
+                "g",
+                "--output-storage",
+                "pool",
+                "--output-name",
+                // A value that looks like an option is rewritten too, as
+                // virt-v2v's own parser would take it as one.
+                "--output-storage",
+                "--output-format",
+                "raw",
+                "--output-allocation",
+                "sparse",
+                "--output-conn",
+                "qemu:///system",
+            ])
+        );
+        let other = os(&["xen2kvm", "domxml", "-os", "x"]);
+        assert_eq!(virt_v2v_spelling(other.clone()), other);
+    }
+
+    #[test]
+    fn names_and_letters() {
+        assert_eq!(letters(0), "a");
+        assert_eq!(letters(27), "ab");
+        assert!(check_name("web01.example-2").is_ok());
+        for bad in ["", ".hidden", "-x", "a/b", "a b", "ä"] {
+            assert!(check_name(bad).is_err(), "{bad:?}");
+        }
+    }
+}

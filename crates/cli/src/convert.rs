@@ -538,7 +538,8 @@ fn output_paths(disks: &[PathBuf], out: &Path, format: &str) -> Result<Vec<PathB
     Ok(paths)
 }
 
-fn partial_path(out: &Path) -> PathBuf {
+/// `OUT.partial`: where an output is made before it is renamed into place.
+pub(crate) fn partial_path(out: &Path) -> PathBuf {
     let mut name = out.file_name().unwrap_or_default().to_owned();
     name.push(".partial");
     out.with_file_name(name)

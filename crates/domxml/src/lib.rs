@@ -18,7 +18,7 @@ pub mod xl;
 
 use std::fmt;
 
-pub use rules::{convert, convert_document, RULES};
+pub use rules::{convert, convert_document, letters, RULES};
 
 /// What to do beyond the fixed rules.
 pub struct Options<'a> {

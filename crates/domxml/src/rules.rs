@@ -330,8 +330,8 @@ fn letters_after<'a>(dev: &'a str, prefixes: &[&str]) -> Option<(&'a str, &'a st
     (!letters.is_empty() && tail.chars().all(|c| c.is_ascii_digit())).then_some((letters, tail))
 }
 
-/// `a`, `b`, … `z`, `aa`, … for index 0, 1, …
-fn letters(mut i: usize) -> String {
+/// `a`, `b`, … `z`, `aa`, … for index 0, 1, … (the letters of `vda`, `vdb`, …).
+pub fn letters(mut i: usize) -> String {
     let mut s = Vec::new();
     loop {
         s.push(b'a' + (i % 26) as u8);

@@ -311,13 +311,7 @@ impl Drop for Cleanup {
 
 pub(crate) fn run(args: Args) -> Result<Exit> {
     interrupt::set_policy(Policy::Abort)?;
-    let style = if args.machine_readable {
-        Style::Machine
-    } else if args.json {
-        Style::Json
-    } else {
-        Style::Human
-    };
+    let style = ev_style(&args);
     let total = Instant::now();
     let mut ev = Events::new(style);
     let mut report = Report {
@@ -533,26 +527,6 @@ fn print_human(r: &Report) {
         Some(e) => println!("result: {}: {e}", r.result),
         None => println!("result: {}", r.result),
     }
-}
-
-/// The output name of the `i`-th disk: `vda`, `vdb`, …
-fn letters(mut i: usize) -> String {
-    let mut s = Vec::new();
-    loop {
-        s.push(b'a' + (i % 26) as u8);
-        if i < 26 {
-            break;
-        }
-        i = i / 26 - 1;
-    }
-    s.reverse();
-    String::from_utf8(s).unwrap_or_default()
-}
-
-fn partial_path(out: &Path) -> PathBuf {
-    let mut name = out.file_name().unwrap_or_default().to_owned();
-    name.push(".partial");
-    out.with_file_name(name)
 }
 
 /// Fails unless `dir`'s filesystem has `need` bytes free.
@@ -785,9 +759,9 @@ fn job(args: &Args, ev: &mut Events, report: &mut Report) -> Result<Exit> {
         "img"
     };
     let outputs: Vec<PathBuf> = (0..disks.len())
-        .map(|i| out_dir.join(format!("{name}-vd{}.{ext}", letters(i))))
+        .map(|i| out_dir.join(format!("{name}-vd{}.{ext}", dx::letters(i))))
         .collect();
-    let partials: Vec<PathBuf> = outputs.iter().map(|o| partial_path(o)).collect();
+    let partials: Vec<PathBuf> = outputs.iter().map(|o| convert::partial_path(o)).collect();
     for p in outputs.iter().chain(&partials).chain(&xml_path) {
         if p.exists() {
             bail!(
@@ -930,21 +904,14 @@ fn job(args: &Args, ev: &mut Events, report: &mut Report) -> Result<Exit> {
     let conv_mode = convert::Mode::Copy {
         outputs: outputs.clone(),
     };
-    let cjob = convert::Job {
-        disks: &partials,
-        format: out_format.clone(),
-        mode: &conv_mode,
-        root: args.root.clone(),
-        skip: &[],
-        resume: false,
-        source_disks: &source_paths,
+    let (cexit, creport) = conversion(
+        args,
+        &partials,
+        &out_format,
+        &conv_mode,
+        &source_paths,
         quiet,
-    };
-    let mut creport = convert::Report::new(&source_paths, &conv_mode);
-    let mut times = convert::Times::default();
-    let t = Instant::now();
-    let cexit = convert::convert_disks(&cjob, &mut creport, &mut times)?;
-    creport.set_times(&times, t.elapsed());
+    )?;
     let cerror = creport.error.clone().unwrap_or_default();
     report.conversion = Some(creport);
     match cexit {
@@ -1401,6 +1368,34 @@ fn boot_check(
     })
 }
 
+/// `xen2kvm convert`'s conversion of `disks` (copies, or the sources in a
+/// dry run), in one appliance launch; its exit and report.
+fn conversion(
+    args: &Args,
+    disks: &[PathBuf],
+    format: &str,
+    mode: &convert::Mode,
+    sources: &[PathBuf],
+    quiet: bool,
+) -> Result<(Exit, convert::Report)> {
+    let job = convert::Job {
+        disks,
+        format: format.to_owned(),
+        mode,
+        root: args.root.clone(),
+        skip: &[],
+        resume: false,
+        source_disks: sources,
+        quiet,
+    };
+    let mut report = convert::Report::new(sources, mode);
+    let mut times = convert::Times::default();
+    let t = Instant::now();
+    let exit = convert::convert_disks(&job, &mut report, &mut times)?;
+    report.set_times(&times, t.elapsed());
+    Ok((exit, report))
+}
+
 /// `--dry-run`: the conversion's plan on the sources (read-only) and the
 /// domain XML; nothing is written.
 #[allow(clippy::too_many_arguments)]
@@ -1418,22 +1413,15 @@ fn dry_run(
     let sources: Vec<PathBuf> = disks.iter().map(|d| d.path.clone()).collect();
     let mut exit = Exit::Ok;
     if disks.iter().all(|d| d.format == disks[0].format) {
-        let mode = convert::Mode::DryRun;
-        let cjob = convert::Job {
-            disks: &sources,
-            format: disks[0].format.clone(),
-            mode: &mode,
-            root: args.root.clone(),
-            skip: &[],
-            resume: false,
-            source_disks: &sources,
+        let (e, creport) = conversion(
+            args,
+            &sources,
+            &disks[0].format,
+            &convert::Mode::DryRun,
+            &sources,
             quiet,
-        };
-        let mut creport = convert::Report::new(&sources, &mode);
-        let mut times = convert::Times::default();
-        let t = Instant::now();
-        exit = convert::convert_disks(&cjob, &mut creport, &mut times)?;
-        creport.set_times(&times, t.elapsed());
+        )?;
+        exit = e;
         if exit == Exit::Blocked {
             report.error.clone_from(&creport.error);
         }
@@ -1529,8 +1517,8 @@ mod tests {
 
     #[test]
     fn names_and_letters() {
-        assert_eq!(letters(0), "a");
-        assert_eq!(letters(27), "ab");
+        assert_eq!(dx::letters(0), "a");
+        assert_eq!(dx::letters(27), "ab");
         assert!(check_name("web01.example-2").is_ok());
         for bad in ["", ".hidden", "-x", "a/b", "a b", "ä"] {
             assert!(check_name(bad).is_err(), "{bad:?}");

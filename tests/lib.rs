@@ -273,13 +273,14 @@ pub fn schema_errors(
 
 /// Runs `xen2kvm boot-check --json` on `image` with its logs in `logs`;
 /// returns the exit code and the report (stderr is passed through).
-pub fn boot_check(image: &Path, logs: &Path) -> (i32, serde_json::Value) {
+pub fn boot_check(image: &Path, logs: &Path, extra: &[&str]) -> (i32, serde_json::Value) {
     let out = std::process::Command::new(xen2kvm_bin())
         .arg("boot-check")
         .arg(image)
         .arg("--json")
         .arg("--log-dir")
         .arg(logs)
+        .args(extra)
         .output()
         .expect("running xen2kvm");
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -437,12 +438,25 @@ pub fn virsh(args: &[&str]) -> (bool, String) {
 pub fn ensure_libvirtd() {
     use std::time::{Duration, Instant};
     std::fs::create_dir_all("/var/log/libvirt").expect("creating /var/log/libvirt (needs root)");
-    if !Path::new("/run/libvirt/virtlogd-sock").exists() {
+    // The socket file outlives a virtlogd that was killed (a reboot of
+    // the container, an earlier session): only a connection says it runs.
+    let virtlogd = Path::new("/run/libvirt/virtlogd-sock");
+    let answers = || std::os::unix::net::UnixStream::connect(virtlogd).is_ok();
+    if !answers() {
         let st = Command::new("virtlogd")
             .arg("-d")
             .status()
             .expect("starting virtlogd (cargo xtask deps installs libvirt-daemon-system)");
         assert!(st.success(), "virtlogd -d failed");
+        let t = Instant::now();
+        while !answers() {
+            assert!(
+                t.elapsed() < Duration::from_secs(30),
+                "virtlogd did not answer on {} within 30s",
+                virtlogd.display()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
     if virsh(&["version"]).0 {
         return;

@@ -60,6 +60,11 @@ pub(crate) struct Args {
     /// Do not run this rule (repeatable; names from --list).
     #[arg(long, value_name = "RULE", value_parser = rule_name)]
     skip: Vec<String>,
+    /// The MAC address of the KVM domain's NIC (repeatable, in the domain's
+    /// interface order): a NIC the guest configures by its Xen name (eth0,
+    /// enX0) is pinned to it. Without it, the n-th virtio NIC is.
+    #[arg(long, value_name = "MAC", value_parser = mac_address)]
+    mac: Vec<String>,
     /// Print a JSON document (schema in docs/json.md) instead of text.
     #[arg(long)]
     json: bool,
@@ -128,6 +133,17 @@ pub(crate) fn unfinished_message(disks: &[PathBuf], dir: &str) -> String {
 }
 
 /// `--skip`'s parser: a rule of the table.
+fn mac_address(s: &str) -> std::result::Result<String, String> {
+    let m = s.trim().to_ascii_lowercase();
+    if xen2kvm_domxml::disks::is_mac(&m) {
+        Ok(m)
+    } else {
+        Err(format!(
+            "{s:?} is not a MAC address (like 00:16:3e:0a:0b:0c)"
+        ))
+    }
+}
+
 fn rule_name(s: &str) -> Result<String, String> {
     if editor::is_rule(s) {
         Ok(s.to_owned())
@@ -227,12 +243,14 @@ fn run_inner(args: &Args) -> Result<Exit> {
     };
 
     let mut report = Report::new(&args.disks, &mode);
+    let macs: Vec<Option<String>> = args.mac.iter().cloned().map(Some).collect();
     let job = Job {
         disks: &disks,
         format,
         mode: &mode,
         root: args.root.clone(),
         skip: &args.skip,
+        macs: &macs,
         resume: args.resume,
         source_disks: &args.disks,
         quiet: args.json,
@@ -262,6 +280,8 @@ pub(crate) struct Job<'a> {
     pub(crate) mode: &'a Mode,
     pub(crate) root: Option<String>,
     pub(crate) skip: &'a [String],
+    /// The KVM domain's NIC MACs, in order (see `Ctx::macs`).
+    pub(crate) macs: &'a [Option<String>],
     pub(crate) resume: bool,
     /// The source disks, as the user named them (for messages).
     pub(crate) source_disks: &'a [PathBuf],
@@ -333,6 +353,7 @@ pub(crate) fn convert_disks(job: &Job<'_>, report: &mut Report, times: &mut Time
         facts: &f,
         boot_disk: Some(boot_disk),
         skip: job.skip,
+        macs: job.macs,
     };
     let plan = editor::plan(&guest, &ctx).context("planning the conversion")?;
     report.set_plan(&plan);
@@ -483,6 +504,7 @@ fn residue(guest: &Guest, ctx: &Ctx<'_>) -> Result<Vec<String>> {
             facts: &after,
             boot_disk: ctx.boot_disk.clone(),
             skip: ctx.skip,
+            macs: ctx.macs,
         },
     )?;
     left.extend(

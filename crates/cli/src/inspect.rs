@@ -51,6 +51,7 @@ pub(crate) fn run(args: Args) -> Result<Exit> {
         facts: &f,
         boot_disk: Some(guest.boot_disk()?),
         skip: &[],
+        macs: &[],
     };
     let mut verdict = editor::verdict(&guest, &ctx).context("planning the conversion")?;
     // A guest left between Xen and KVM by a cut-short in-place conversion.

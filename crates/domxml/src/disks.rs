@@ -63,6 +63,35 @@ pub fn domain_name(doc: &Document) -> Option<String> {
         .filter(|n| !n.is_empty())
 }
 
+/// The MAC address of each `<interface>` of the domain, in the document's
+/// order (`None` for one that has none: libvirt makes one up at define).
+/// Xen's `vif` handles follow this order, so the n-th is the guest's
+/// `eth<n>` (or `enX<n>`), and the KVM domain keeps it.
+pub fn interface_macs(doc: &Document) -> Vec<Option<String>> {
+    let Some(devices) = doc.root.child("devices") else {
+        return Vec::new();
+    };
+    devices
+        .elements()
+        .filter(|e| e.name == "interface")
+        .map(|i| {
+            i.child("mac")
+                .and_then(|m| m.attr("address"))
+                .map(|a| a.trim().to_ascii_lowercase())
+                .filter(|a| is_mac(a))
+        })
+        .collect()
+}
+
+/// Whether `s` is a MAC address (`00:16:3e:0a:0b:0c`).
+pub fn is_mac(s: &str) -> bool {
+    let parts: Vec<&str> = s.split(':').collect();
+    parts.len() == 6
+        && parts
+            .iter()
+            .all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
 /// Every `<disk>` of the domain, in the document's order.
 pub fn source_disks(doc: &Document) -> Result<Vec<SourceDisk>, Error> {
     if doc.root.name != "domain" {
@@ -137,6 +166,15 @@ mod tests {
             (Device::Cdrom, &Source::Empty, true)
         );
         assert_eq!(d[3].source, Source::Other("network".into()));
+        let nics = crate::dom::parse(
+            "<domain><devices><interface type='bridge'><mac address='00:16:3E:0A:0B:0C'/></interface>\
+             <interface type='bridge'/><interface type='network'><mac address='bad;mac'/></interface></devices></domain>",
+        )
+        .unwrap();
+        assert_eq!(
+            interface_macs(&nics),
+            vec![Some("00:16:3e:0a:0b:0c".to_owned()), None, None]
+        );
 
         let (doc, _) = crate::xl::to_xen_domain(
             "name = 'x'\ndisk = [ 'phy:/dev/vg/x,xvda2,w', 'file:/srv/x-swap.img,xvda1,w', '/iso/d.iso,raw,hdc:cdrom,r' ]\n",

@@ -101,6 +101,25 @@ fn apply_inner(
     let t = Instant::now();
     for f in &plan.files {
         check(runner, &format!("writing {}", f.path))?;
+        // A file the plan creates may be the first of its directory (a
+        // `.link` file in a guest with no /etc/systemd/network yet): the
+        // missing directories are made below the nearest one that exists,
+        // unless that is the root (a guest with no /etc is refused, not
+        // furnished).
+        if f.before.is_none() {
+            if let Some(dir) = f.path.parent() {
+                let mut have = Some(dir.clone());
+                while let Some(d) = have.clone().filter(|d| d.parent().is_some()) {
+                    if fs.exists(&d)? {
+                        break;
+                    }
+                    have = d.parent();
+                }
+                if have.is_some_and(|d| d.parent().is_some() && d != dir) {
+                    fs.mkdir_all(&dir)?;
+                }
+            }
+        }
         // The GuestFs's errors name the path already.
         fs.write(&f.path, f.after.as_bytes())?;
         out.done.push(format!("wrote {}", f.path));

@@ -1,5 +1,5 @@
 //! Kernel command lines: in `/etc/default/grub` (every `GRUB_CMDLINE_LINUX*`
-//! variable), in every GRUB legacy `kernel` line, and in SUSE's
+//! variable) and its `grub.d/*.cfg` snippets, in every GRUB legacy `kernel` line, and in SUSE's
 //! `/etc/sysconfig/bootloader` `*_APPEND` keys.
 //!
 //! Device arguments (`root=`, `resume=`, `disk=`, …) naming Xen disks are
@@ -175,6 +175,38 @@ pub fn default_grub(text: &str) -> Edit {
     }
     grub_terminal(&mut text_out, &mut edit.changes);
     edit.text = text_out;
+    edit
+}
+
+/// A `/etc/default/grub.d/*.cfg` snippet (sourced after
+/// `/etc/default/grub` by `grub-mkconfig`): Xen disks remapped and Xen
+/// consoles removed on every Linux command line. A line that sets the
+/// variable outright (it does not refer to `$VAR`) replaces what
+/// `/etc/default/grub` says, so where it had a Xen console it gets the
+/// serial console instead; a line that appends keeps the one already there.
+pub fn default_grub_snippet(text: &str) -> Edit {
+    let mut edit = Edit::default();
+    let out = edit_lines(text, |n, line| {
+        if is_comment(line) {
+            return None;
+        }
+        let a = Assign::parse(line)?;
+        if !is_linux_cmdline(a.key) {
+            return None;
+        }
+        let overrides = !a.value.contains('$');
+        let had_xen_console = a.value.split_whitespace().any(is_xen_console);
+        let mode = if overrides && had_xen_console {
+            Consoles::Serial
+        } else {
+            Consoles::RemoveXen
+        };
+        let mut changes = Vec::new();
+        let mut warnings = Vec::new();
+        let value = rewrite(a.value, mode, &mut changes, &mut warnings);
+        record(&mut edit, n, a.key, changes, warnings).then(|| a.with_value(&value))
+    });
+    edit.text = out;
     edit
 }
 

@@ -21,6 +21,9 @@ pub struct Ctx<'a> {
     pub boot_disk: Option<String>,
     /// Rules not to run (names from [`RULES`]).
     pub skip: &'a [String],
+    /// The MAC addresses of the KVM domain's NICs, in the domain's order
+    /// (Xen's `eth<n>`/`enX<n>` is the n-th); empty when not known.
+    pub macs: &'a [Option<String>],
 }
 
 impl Ctx<'_> {

@@ -7,6 +7,7 @@
 use std::io;
 
 use xen2kvm_inspector::facts::{self, path, Avail, BootloaderKind, InitrdTool, Kernel};
+use xen2kvm_inspector::network;
 use xen2kvm_inspector::xen::{self, XenismKind};
 use xen2kvm_vfs::{GuestFs, GuestPath};
 
@@ -43,13 +44,18 @@ pub static RULES: &[Rule] = &[
     },
     Rule {
         name: "kernel-cmdline",
-        summary: "root=/resume= remapped, Xen consoles removed, console=ttyS0 added, in /etc/default/grub, GRUB legacy menus, sysconfig/bootloader",
+        summary: "root=/resume= remapped, Xen consoles removed, console=ttyS0 added, in /etc/default/grub (and grub.d/*.cfg), GRUB legacy menus, sysconfig/bootloader",
         plan: kernel_cmdline,
     },
     Rule {
         name: "consoles",
         summary: "xvc0/hvc0 -> ttyS0 in securetty and inittab; getty links for Xen consoles removed (getty.target.wants, multi-user.target.wants)",
         plan: consoles_rule,
+    },
+    Rule {
+        name: "network-names",
+        summary: "a NIC configured by its Xen name (enX0; eth0 where udev names virtio NICs ens3) keeps that name: a systemd .link file pins it, by the domain's MAC when known",
+        plan: network_names,
     },
     Rule {
         name: "rebuild-initrd",
@@ -192,6 +198,9 @@ fn block_devices(_ctx: &Ctx<'_>, p_: &mut Planner<'_>) -> io::Result<()> {
 
 fn kernel_cmdline(_ctx: &Ctx<'_>, p_: &mut Planner<'_>) -> io::Result<()> {
     p_.edit(&lit(xen::DEFAULT_GRUB), cmdline::default_grub)?;
+    for f in facts::files_ending(p_.fs, xen::DEFAULT_GRUB_D, ".cfg")? {
+        p_.edit(&f, cmdline::default_grub_snippet)?;
+    }
     for m in facts::legacy_menus(p_.fs)? {
         p_.edit(&m, cmdline::legacy_menu)?;
     }
@@ -213,6 +222,40 @@ fn consoles_rule(_ctx: &Ctx<'_>, p_: &mut Planner<'_>) -> io::Result<()> {
                 "a getty unit for a Xen console that is not a symlink; left as it is".to_owned(),
             ),
         }
+    }
+    Ok(())
+}
+
+fn network_names(ctx: &Ctx<'_>, p_: &mut Planner<'_>) -> io::Result<()> {
+    let found = network::unpinned(p_.fs)?;
+    let mut names: Vec<&str> = found.iter().map(|c| c.name.as_str()).collect();
+    names.sort_by_key(|n| (network::xen_index(n), n.to_owned()));
+    names.dedup();
+    for name in names {
+        let configs: Vec<String> = found
+            .iter()
+            .filter(|c| c.name == name)
+            .map(|c| format!("{} ({})", c.file, c.kind.as_str()))
+            .collect();
+        let mac = network::xen_index(name)
+            .and_then(|i| ctx.macs.get(i as usize))
+            .and_then(|m| m.as_deref());
+        let (file, text) = network::link_file(name, mac, &configs);
+        let by = match mac {
+            Some(m) => format!("the NIC with MAC {m}"),
+            None => format!(
+                "virtio NIC number {} (the domain's MAC not given)",
+                network::xen_index(name).unwrap_or(0) + 1
+            ),
+        };
+        p_.create(
+            &file,
+            text,
+            &format!(
+                "created: {by} is named {name}, as under Xen, so {} still applies",
+                configs.join(", ")
+            ),
+        )?;
     }
     Ok(())
 }

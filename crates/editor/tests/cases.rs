@@ -94,6 +94,7 @@ fn whole_guest_cases() {
                 facts: &f,
                 boot_disk: Some("/dev/sdX".to_owned()),
                 skip: &[],
+                macs: &[],
             },
         )
         .unwrap();

@@ -26,6 +26,7 @@ fn convert(root: &Path) -> Result<(), String> {
         facts: &f,
         boot_disk: Some("/dev/sdX".to_owned()),
         skip: &[],
+        macs: &[],
     };
     let p = plan(&fs_, &ctx).map_err(|e| e.to_string())?;
     apply(&fs_, &fake(root, &[]), &p).map_err(|e| e.error.to_string())?;

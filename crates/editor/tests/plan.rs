@@ -37,6 +37,7 @@ fn skip_leaves_a_rule_out() {
             facts: &f,
             boot_disk: None,
             skip: &skip,
+            macs: &[],
         },
     )
     .unwrap_err();

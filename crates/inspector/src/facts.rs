@@ -581,9 +581,17 @@ fn assign_key(line: &str) -> Option<&str> {
 
 /// The `*.conf` files of a directory (sorted), as guest paths.
 pub fn conf_files(fs: &dyn GuestFs, dir: &str) -> io::Result<Vec<GuestPath>> {
+    files_ending(fs, dir, ".conf")
+}
+
+/// The files of a directory whose names end in `suffix` (sorted), as guest
+/// paths.
+pub fn files_ending(fs: &dyn GuestFs, dir: &str, suffix: &str) -> io::Result<Vec<GuestPath>> {
+    let mut names = fs.list(&path(dir)?)?.unwrap_or_default();
+    names.sort();
     let mut out = Vec::new();
-    for name in fs.list(&path(dir)?)?.unwrap_or_default() {
-        if name.ends_with(".conf") {
+    for name in names {
+        if name.ends_with(suffix) {
             out.push(path(&format!("{dir}/{name}"))?);
         }
     }
@@ -640,10 +648,14 @@ fn scan_files(fs: &dyn GuestFs, out: &mut Vec<Xenism>) -> io::Result<()> {
             xen::is_lvm_device_key(key) && xen::names_block_pattern(l),
         )
     })?;
-    scan(fs, xen::DEFAULT_GRUB, out, |l| match assign_key(l) {
+    let grub_judge = |l: &str| match assign_key(l) {
         Some(k) if xen::is_guest_cmdline_key(k) => cmdline_judge(l),
         _ => Vec::new(),
-    })?;
+    };
+    scan(fs, xen::DEFAULT_GRUB, out, grub_judge)?;
+    for f in files_ending(fs, xen::DEFAULT_GRUB_D, ".cfg")? {
+        scan_lines(fs, &f, out, grub_judge)?;
+    }
     for cfg in xen::GRUB2_CONFIGS {
         scan(fs, cfg, out, |l| {
             if l.trim_start().starts_with("linux") {
@@ -714,6 +726,14 @@ fn scan_files(fs: &dyn GuestFs, out: &mut Vec<Xenism>) -> io::Result<()> {
     scan(fs, xen::INITRAMFS_MODULES, out, |l| {
         one(InitrdDriver, xen::names_driver(l))
     })?;
+    for c in crate::network::unpinned(fs)? {
+        out.push(Xenism {
+            kind: NetworkName,
+            file: c.file,
+            line: c.line,
+            text: c.text,
+        });
+    }
     let mut modprobe = vec![path(xen::MODPROBE_CONF)?];
     modprobe.extend(conf_files(fs, xen::MODPROBE_D)?);
     for f in modprobe {

@@ -20,6 +20,7 @@ pub mod facts;
 #[cfg(feature = "appliance")]
 mod guest;
 pub mod initrd;
+pub mod network;
 pub mod xen;
 
 #[cfg(feature = "appliance")]

@@ -26,6 +26,11 @@ pub enum XenismKind {
     /// A setting that makes the next kernel update boot a Xen kernel again
     /// (RHEL's `DEFAULTKERNEL=kernel-xen`).
     KernelPolicy,
+    /// A network configuration that names a NIC by its Xen name (`enX0`,
+    /// or `eth0` where udev names a virtio NIC `ens3`), which nothing pins:
+    /// under KVM the configuration no longer applies
+    /// ([`network`](crate::network)).
+    NetworkName,
 }
 
 impl XenismKind {
@@ -39,6 +44,7 @@ impl XenismKind {
             XenismKind::GettyLink => "getty-link",
             XenismKind::ModprobeAlias => "modprobe-alias",
             XenismKind::KernelPolicy => "kernel-policy",
+            XenismKind::NetworkName => "network-name",
         }
     }
 }
@@ -154,6 +160,9 @@ pub fn is_lvm_device_key(key: &str) -> bool {
 
 /// GRUB 2's defaults (`GRUB_CMDLINE_*`).
 pub const DEFAULT_GRUB: &str = "/etc/default/grub";
+
+/// Snippets `grub-mkconfig` sources after [`DEFAULT_GRUB`] (`*.cfg`).
+pub const DEFAULT_GRUB_D: &str = "/etc/default/grub.d";
 
 /// SUSE's bootloader settings (`*_APPEND`).
 pub const SYSCONFIG_BOOTLOADER: &str = "/etc/sysconfig/bootloader";
@@ -272,6 +281,7 @@ mod tests {
             XenismKind::GettyLink,
             XenismKind::ModprobeAlias,
             XenismKind::KernelPolicy,
+            XenismKind::NetworkName,
         ];
         let mut names: Vec<&str> = all.iter().map(|k| k.as_str()).collect();
         names.sort();

@@ -58,6 +58,7 @@ pub(crate) fn plan_of(fs: &DirFs, boot_code: bool, skip: &[String]) -> Plan {
         facts: &f,
         boot_disk: Some("/dev/sdX".to_owned()),
         skip,
+        macs: &[],
     };
     xen2kvm_editor::plan(fs, &ctx).unwrap()
 }

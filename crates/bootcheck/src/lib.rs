@@ -18,6 +18,8 @@
 pub mod accel;
 pub mod console;
 pub mod diagnose;
+pub mod junit;
+pub mod network;
 pub mod qemu;
 
 use std::fs;
@@ -29,6 +31,7 @@ use xen2kvm_vfs::GuestFs;
 
 pub use accel::{Accel, AccelChoice};
 pub use console::{Booted, Failure, Verdict};
+pub use network::Network;
 pub use xen2kvm_inspector::bootconf::{self, BootEntry};
 
 /// What `check` needs to know.
@@ -57,7 +60,16 @@ pub struct Options {
     pub log_dir: PathBuf,
     /// Whether to run the diagnostic boot when the console says too little.
     pub diagnose: bool,
+    /// The NIC's MAC address (the guest's configuration may match it);
+    /// `None`: [`DEFAULT_MAC`].
+    pub mac: Option<String>,
+    /// How long to watch, after the guest booted, for frames from its NIC
+    /// (a DHCP request ends the watch early).
+    pub network_wait: Duration,
 }
+
+/// QEMU's own default MAC, used when none is given.
+pub const DEFAULT_MAC: &str = "52:54:00:12:34:56";
 
 /// The marker the test guests print when `multi-user.target` is reached.
 pub const DEFAULT_MARKER: &str = "XEN2KVM-BOOT-OK";
@@ -79,6 +91,12 @@ pub struct Report {
     pub seconds: f64,
     /// The diagnostic boot, when one ran or was attempted.
     pub diagnosis: Option<Diagnosis>,
+    /// The NIC's MAC address.
+    pub mac: String,
+    /// What the capture showed of the NIC (judged when the guest booted).
+    pub network: Option<Network>,
+    /// The capture of the NIC's frames (pcap).
+    pub capture: PathBuf,
 }
 
 /// The diagnostic boot of an unexplained failure.
@@ -189,6 +207,15 @@ pub fn check(
     let accel = accel::resolve(opts.accel, &opts.qemu, &opts.log_dir, note)?;
     let stem = log_stem(image);
     let log = opts.log_dir.join(format!("{stem}.console.log"));
+    let capture = opts.log_dir.join(format!("{stem}.net.pcap"));
+    let mac = opts.mac.clone().unwrap_or_else(|| DEFAULT_MAC.to_owned());
+    if network::parse_mac(&mac).is_none() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{mac:?} is not a MAC address (like 52:54:00:12:34:56)"),
+        ));
+    }
+    let _ = fs::remove_file(&capture);
     note(&format!(
         "booting {} ({format}, {}), console log: {}",
         image.display(),
@@ -208,6 +235,9 @@ pub fn check(
         timeout: opts.timeout,
         silence: opts.silence,
         log: &log,
+        mac: &mac,
+        dump: Some(&capture),
+        network_wait: opts.network_wait,
     };
     let outcome = boot.run()?;
     let mut report = Report {
@@ -218,6 +248,9 @@ pub fn check(
         log: log.clone(),
         seconds: outcome.seconds,
         diagnosis: None,
+        mac: mac.clone(),
+        network: outcome.network,
+        capture: capture.clone(),
     };
     if let Verdict::Failed(f) = &report.verdict {
         if f.is_unexplained() && opts.diagnose {
@@ -279,6 +312,8 @@ fn diagnose_boot(
             cmdline: cmdline.clone(),
         },
         log: &log,
+        // The network is judged on the disk's own boot only.
+        dump: None,
         ..boot.clone()
     };
     let result = diag.run();

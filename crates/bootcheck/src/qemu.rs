@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use crate::accel::Accel;
 use crate::console::{self, End, Failure, Verdict};
+use crate::network::{self, Network};
 
 /// What to boot: the disk's own boot code, or a kernel given to QEMU.
 #[derive(Debug, Clone)]
@@ -61,6 +62,14 @@ pub struct Boot<'a> {
     pub silence: Duration,
     /// Where the serial console is written.
     pub log: &'a Path,
+    /// The NIC's MAC address (the one the guest's domain gives it).
+    pub mac: &'a str,
+    /// Where the NIC's frames are captured (pcap), when the network is
+    /// judged: after the guest booted, its frames are watched for up to
+    /// `network_wait`.
+    pub dump: Option<&'a Path>,
+    /// How long to watch for the guest's frames after it booted.
+    pub network_wait: Duration,
 }
 
 /// How one boot ended.
@@ -72,6 +81,9 @@ pub struct Outcome {
     pub seconds: f64,
     /// The QEMU command line that ran.
     pub command: Vec<String>,
+    /// What the capture showed of the NIC, when it was judged (a guest
+    /// that booted, with a capture).
+    pub network: Option<Network>,
 }
 
 impl Boot<'_> {
@@ -126,10 +138,19 @@ impl Boot<'_> {
             "-netdev".into(),
             "user,id=net0".into(),
             "-device".into(),
-            "virtio-net-pci,netdev=net0,romfile=".into(),
+            format!("virtio-net-pci,netdev=net0,romfile=,mac={}", self.mac),
             "-serial".into(),
             format!("file:{}", self.log.display()),
         ]);
+        if let Some(d) = self.dump {
+            a.extend([
+                "-object".into(),
+                format!(
+                    "filter-dump,id=dump0,netdev=net0,file={}",
+                    d.display().to_string().replace(',', ",,")
+                ),
+            ]);
+        }
         if let Source::Kernel {
             kernel,
             initrd,
@@ -205,13 +226,47 @@ impl Boot<'_> {
                 ));
             }
         };
+        let seconds = start.elapsed().as_secs_f64();
+        let network = match (&verdict, self.dump) {
+            (Verdict::Booted(_), Some(dump)) => Some(self.watch_network(dump, &mut child.0)?),
+            _ => None,
+        };
         drop(child);
         let _ = fs::remove_file(&stderr_path);
         Ok(Outcome {
             verdict,
-            seconds: start.elapsed().as_secs_f64(),
+            seconds,
             command: args,
+            network,
         })
+    }
+
+    /// Watches the capture of a booted guest until it asked for an address
+    /// by DHCP, or `network_wait` passed (its frames so far decide), or
+    /// QEMU ended.
+    fn watch_network(&self, dump: &Path, child: &mut Child) -> io::Result<Network> {
+        let mac = network::parse_mac(self.mac).ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{:?} is not a MAC address", self.mac),
+            )
+        })?;
+        let t = Instant::now();
+        loop {
+            let bytes = fs::read(dump).unwrap_or_default();
+            let seen = network::judge(&bytes, &mac);
+            let done = t.elapsed() >= self.network_wait || child.try_wait()?.is_some();
+            match seen {
+                Some(n @ Network::Up { dhcp: true, .. }) => return Ok(n),
+                Some(n) if done => return Ok(n),
+                None if done => {
+                    return Ok(Network::Down {
+                        waited: t.elapsed().as_secs(),
+                    })
+                }
+                _ => thread::sleep(Duration::from_millis(500)),
+            }
+        }
     }
 }
 
@@ -264,6 +319,9 @@ mod tests {
             timeout: Duration::from_secs(1),
             silence: Duration::from_secs(1),
             log: Path::new("/tmp/log"),
+            mac: "52:54:00:12:34:56",
+            dump: Some(Path::new("/tmp/n,et.pcap")),
+            network_wait: Duration::from_secs(1),
         };
         let a = b.args().join(" ");
         let d0 = a
@@ -276,5 +334,13 @@ mod tests {
             .find("file=/d/c.qcow2,format=qcow2,if=none,id=disk2,snapshot=on -device virtio-blk-pci,drive=disk2")
             .unwrap();
         assert!(d0 < d1 && d1 < d2, "{a}");
+        assert!(
+            a.contains("virtio-net-pci,netdev=net0,romfile=,mac=52:54:00:12:34:56"),
+            "{a}"
+        );
+        assert!(
+            a.contains("-object filter-dump,id=dump0,netdev=net0,file=/tmp/n,,et.pcap"),
+            "{a}"
+        );
     }
 }

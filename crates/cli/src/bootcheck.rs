@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::ValueEnum;
 use serde::Serialize;
 use xen2kvm_bootcheck::{self as bc, AccelChoice, Booted, Failure, Report, Verdict};
@@ -55,9 +55,57 @@ pub(crate) struct Args {
         value_name = "PATH"
     )]
     qemu: PathBuf,
+    /// The NIC's MAC address: the one the guest's configuration (or a udev
+    /// rule, a `.link` file) may expect. Default: the first interface's of
+    /// --domain, else QEMU's 52:54:00:12:34:56.
+    #[arg(long, value_name = "MAC")]
+    mac: Option<String>,
+    /// The guest's libvirt domain XML (or xl.cfg): its first NIC's MAC is
+    /// the default --mac.
+    #[arg(long, value_name = "FILE")]
+    domain: Option<PathBuf>,
+    /// After the guest booted, watch this long for frames from its NIC (a
+    /// DHCP request ends the watch at once).
+    #[arg(long, default_value_t = 30, value_name = "SECS")]
+    network_wait: u64,
+    /// A guest that booted but never brought its NIC up fails the check.
+    #[arg(long)]
+    require_network: bool,
+    /// Also write the verdict as a JUnit XML test case to FILE (for CI test
+    /// reporters).
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
     /// Print a JSON document (schema in docs/json.md) instead of text.
     #[arg(long)]
     json: bool,
+}
+
+/// The MAC to boot with: `--mac`, else the first NIC's of `--domain`.
+fn nic_mac(args: &Args) -> Result<Option<String>> {
+    if let Some(m) = &args.mac {
+        let m = m.trim().to_ascii_lowercase();
+        if !xen2kvm_domxml::disks::is_mac(&m) {
+            bail!("--mac {m:?} is not a MAC address (like 52:54:00:12:34:56)");
+        }
+        return Ok(Some(m));
+    }
+    let Some(path) = &args.domain else {
+        return Ok(None);
+    };
+    let text = crate::migrate::input::read_config(path)?;
+    // An XML document starts with '<'; anything else is read as xl.cfg.
+    let doc = if text.trim_start().starts_with('<') {
+        xen2kvm_domxml::dom::parse(&text).map_err(|e| anyhow::anyhow!("{}", e.message))
+    } else {
+        xen2kvm_domxml::xl::to_xen_domain(&text)
+            .map(|(d, _)| d)
+            .map_err(anyhow::Error::from)
+    }
+    .with_context(|| format!("--domain {}", path.display()))?;
+    Ok(xen2kvm_domxml::disks::interface_macs(&doc)
+        .into_iter()
+        .next()
+        .flatten())
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -89,6 +137,8 @@ pub(crate) fn run(args: Args) -> Result<Exit> {
         silence: Duration::from_secs(args.silence),
         log_dir: args.log_dir.clone().unwrap_or_else(std::env::temp_dir),
         diagnose: !args.no_diagnose,
+        mac: nic_mac(&args)?,
+        network_wait: Duration::from_secs(args.network_wait),
     };
     let open = |image: &Path, format: &str| -> std::io::Result<Box<dyn GuestFs>> {
         let guest = Guest::open(
@@ -105,19 +155,54 @@ pub(crate) fn run(args: Args) -> Result<Exit> {
         eprintln!("xen2kvm: {msg}")
     })
     .with_context(|| format!("boot-check {}", args.image.display()))?;
-    if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&JsonReport::from(&report))?
+    let failure = bc::junit::failure(&report, args.require_network);
+    if let Some(path) = &args.junit {
+        let console = std::fs::read(&report.log).unwrap_or_default();
+        let xml = bc::junit::render(
+            &report,
+            args.require_network,
+            &String::from_utf8_lossy(&console),
         );
+        write_atomic(path, xml.as_bytes())
+            .with_context(|| format!("--junit {}", path.display()))?;
+    }
+    if args.json {
+        let mut j = JsonReport::from(&report);
+        j.network_required = args.require_network;
+        if let (Verdict::Booted(_), Some((_, msg))) = (&report.verdict, &failure) {
+            j.verdict = "failed";
+            j.reason = Some(JsonReason {
+                kind: "network-down",
+                device: None,
+                line: None,
+                text: msg.clone(),
+            });
+        }
+        println!("{}", serde_json::to_string_pretty(&j)?);
     } else {
         print_human(&report);
+        if let (Verdict::Booted(_), Some((_, msg))) = (&report.verdict, &failure) {
+            println!("failed: --require-network: {msg}");
+        }
     }
-    Ok(if report.booted() {
+    Ok(if failure.is_none() {
         Exit::Ok
     } else {
         Exit::Failed
     })
+}
+
+/// Writes `path` whole or not at all (a temporary file beside it, renamed).
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write as _;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mut t = tempfile::NamedTempFile::new_in(dir)?;
+    t.write_all(bytes)?;
+    t.persist(path)?;
+    Ok(())
 }
 
 fn print_human(r: &Report) {
@@ -140,6 +225,9 @@ fn print_human(r: &Report) {
                 println!("  reason: {reason}");
             }
         }
+    }
+    if let Some(n) = &r.network {
+        println!("  network ({}): {n}", r.mac);
     }
     println!("  console log: {}", r.log.display());
     if let Some(d) = &r.diagnosis {
@@ -165,6 +253,46 @@ struct JsonReport {
     reason: Option<JsonReason>,
     #[serde(skip_serializing_if = "Option::is_none")]
     diagnosis: Option<JsonDiagnosis>,
+    network: JsonNetwork,
+    /// `--require-network` was given (a booted guest without network failed).
+    network_required: bool,
+}
+
+/// What the capture showed of the NIC.
+#[derive(Serialize)]
+struct JsonNetwork {
+    mac: String,
+    /// `up`, `down`, or `not-judged` (the guest did not boot).
+    state: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dhcp: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    frames: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    evidence: Option<String>,
+    capture: String,
+}
+
+impl From<&Report> for JsonNetwork {
+    fn from(r: &Report) -> JsonNetwork {
+        let (state, dhcp, frames, evidence) = match &r.network {
+            Some(bc::Network::Up {
+                dhcp,
+                frames,
+                evidence,
+            }) => ("up", Some(*dhcp), Some(*frames), Some(evidence.clone())),
+            Some(n @ bc::Network::Down { .. }) => ("down", None, Some(0), Some(n.to_string())),
+            None => ("not-judged", None, None, None),
+        };
+        JsonNetwork {
+            mac: r.mac.clone(),
+            state,
+            dhcp,
+            frames,
+            evidence,
+            capture: r.capture.display().to_string(),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -269,6 +397,8 @@ impl From<&Report> for JsonReport {
             booted_by,
             reason,
             diagnosis,
+            network: JsonNetwork::from(r),
+            network_required: false,
         }
     }
 }

@@ -95,7 +95,7 @@ pub(crate) fn read(mode: InputMode, input: &str, conn: Option<&str>) -> Result<D
     })
 }
 
-fn read_config(path: &Path) -> Result<String> {
+pub(crate) fn read_config(path: &Path) -> Result<String> {
     let what = path.display();
     let meta = std::fs::metadata(path).with_context(|| format!("reading {what}"))?;
     if !meta.is_file() {

@@ -101,6 +101,10 @@ pub(crate) struct Args {
     /// Do not give a domain without a display a video adapter.
     #[arg(long)]
     no_video: bool,
+    /// With --boot-check: a guest that boots but never brings its NIC up
+    /// (no frame from its MAC) fails the migration (otherwise a warning).
+    #[arg(long, requires = "boot_check")]
+    require_network: bool,
     /// Back up the domain config and every disk into DIR first, with a
     /// SHA256SUMS (`sha256sum -c` reads it), verified by re-reading.
     #[arg(long, value_name = "DIR")]
@@ -237,6 +241,13 @@ struct BootReport {
     reason: Option<String>,
     log: String,
     seconds: f64,
+    /// The NIC's MAC in the boot (the domain's first).
+    mac: String,
+    /// `up`, `down`, or `not-judged` (the guest did not boot).
+    network: &'static str,
+    /// What the capture showed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    network_evidence: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -910,6 +921,7 @@ fn job(args: &Args, ev: &mut Events, report: &mut Report) -> Result<Exit> {
         &out_format,
         &conv_mode,
         &source_paths,
+        &dx::disks::interface_macs(&domain.doc),
         quiet,
     )?;
     let cerror = creport.error.clone().unwrap_or_default();
@@ -949,13 +961,26 @@ fn job(args: &Args, ev: &mut Events, report: &mut Report) -> Result<Exit> {
             .log_dir
             .clone()
             .unwrap_or_else(|| std::env::temp_dir().join(format!("xen2kvm-migrate-{name}")));
-        let r = boot_check(args, ev, &partials, &out_format, &log_dir)?;
+        let mac = dx::disks::interface_macs(&domain.doc)
+            .into_iter()
+            .next()
+            .flatten();
+        let r = boot_check(args, ev, &partials, &out_format, &log_dir, mac)?;
         let booted = r.verdict == "booted";
         let reason = r.reason.clone().unwrap_or_default();
         let log = r.log.clone();
+        let network = r.network;
+        let evidence = r.network_evidence.clone().unwrap_or_default();
         report.boot_check = Some(r);
         if !booted {
             bail!("the migrated guest did not boot: {reason} (console log {log})");
+        }
+        if network == "down" {
+            let msg = format!("the migrated guest booted but never brought its NIC up: {evidence} (console log {log})");
+            if args.require_network {
+                bail!("{msg}; --require-network");
+            }
+            ev.warn(&msg);
         }
     }
 
@@ -1329,6 +1354,7 @@ fn boot_check(
     disks: &[PathBuf],
     format: &str,
     log_dir: &Path,
+    mac: Option<String>,
 ) -> Result<BootReport> {
     let disk = &disks[0];
     let opts = bc::Options {
@@ -1346,6 +1372,8 @@ fn boot_check(
         silence: std::time::Duration::from_secs(120),
         log_dir: log_dir.to_owned(),
         diagnose: true,
+        mac,
+        network_wait: std::time::Duration::from_secs(30),
     };
     let open = |image: &Path, format: &str| -> std::io::Result<Box<dyn xen2kvm_vfs::GuestFs>> {
         let guest = xen2kvm_inspector::Guest::open(
@@ -1365,6 +1393,13 @@ fn boot_check(
         reason: r.reason(),
         log: r.log.display().to_string(),
         seconds: (r.seconds * 10.0).round() / 10.0,
+        mac: r.mac.clone(),
+        network: match &r.network {
+            Some(n) if n.is_up() => "up",
+            Some(_) => "down",
+            None => "not-judged",
+        },
+        network_evidence: r.network.as_ref().map(ToString::to_string),
     })
 }
 
@@ -1376,6 +1411,7 @@ fn conversion(
     format: &str,
     mode: &convert::Mode,
     sources: &[PathBuf],
+    domain_macs: &[Option<String>],
     quiet: bool,
 ) -> Result<(Exit, convert::Report)> {
     let job = convert::Job {
@@ -1384,6 +1420,7 @@ fn conversion(
         mode,
         root: args.root.clone(),
         skip: &[],
+        macs: domain_macs,
         resume: false,
         source_disks: sources,
         quiet,
@@ -1419,6 +1456,7 @@ fn dry_run(
             &disks[0].format,
             &convert::Mode::DryRun,
             &sources,
+            &dx::disks::interface_macs(&domain.doc),
             quiet,
         )?;
         exit = e;

@@ -2,7 +2,8 @@
 # Imitates: a CentOS 6.10 Xen PV guest: pvops kernel 2.6.32-754.35.1.el6,
 # /boot/grub/grub.conf (menu.lst and /etc/grub.conf are symlinks to it),
 # initramfs-<ver>.img naming, console=hvc0, hvc0 in securetty, modprobe
-# aliases naming the Xen drivers; ext4 root on xvda1 by UUID, swap on xvda2.
+# aliases naming the Xen drivers; ext4 root on xvda1 by UUID, swap on xvda2;
+# SELinux enforcing (RHEL 6's default).
 set -euo pipefail
 here="$(dirname "${BASH_SOURCE[0]}")"
 source "$here/../common/phony.sh"
@@ -48,6 +49,11 @@ UPDATEDEFAULT=yes
 
 # DEFAULTKERNEL specifies the default kernel package type
 DEFAULTKERNEL=kernel
+X
+put /etc/selinux/config <<'X'
+# This file controls the state of SELinux on the system.
+SELINUX=enforcing
+SELINUXTYPE=targeted
 X
 put /etc/modprobe.d/xen.conf <<'X'
 alias eth0 xen-netfront

@@ -178,7 +178,8 @@ fn convert_lists_its_rules_in_order() {
             "rebuild-initrd",
             "grub-install",
             "grub-config",
-            "default-kernel"
+            "default-kernel",
+            "selinux-relabel"
         ]
     );
 }

@@ -170,6 +170,11 @@ impl<'a> Planner<'a> {
         !self.plan.files.is_empty()
     }
 
+    /// Whether the plan removes no link.
+    pub(crate) fn removes_nothing(&self) -> bool {
+        self.plan.remove_links.is_empty()
+    }
+
     /// Whether the plan changes `path`.
     pub(crate) fn changes_file(&self, path: &str) -> bool {
         self.plan.files.iter().any(|f| f.path.as_str() == path)

@@ -77,6 +77,11 @@ pub static RULES: &[Rule] = &[
         summary: "make the chosen kernel (not Xen-only, with virtio, newest) the default boot entry, and RHEL's DEFAULTKERNEL its package (not kernel-xen)",
         plan: default_kernel_rule,
     },
+    Rule {
+        name: "selinux-relabel",
+        summary: "a guest with SELinux not disabled is relabeled at its first boot (/.autorelabel): the files written here have no labels",
+        plan: selinux_relabel,
+    },
 ];
 
 /// Whether `name` is a rule of [`RULES`].
@@ -500,6 +505,40 @@ fn grub_default_saved(p_: &Planner<'_>) -> io::Result<bool> {
         let l = l.trim();
         l == "GRUB_DEFAULT=saved" || l == "GRUB_DEFAULT=\"saved\"" || l == "GRUB_DEFAULT='saved'"
     }))
+}
+
+/// SELinux's configuration: `SELINUX=enforcing|permissive|disabled`.
+const SELINUX_CONFIG: &str = "/etc/selinux/config";
+
+/// The file that makes SELinux's boot scripts relabel every file once.
+const AUTORELABEL: &str = "/.autorelabel";
+
+/// Last: whatever the rules before it write, or the steps run (an initrd,
+/// grub.cfg, boot code files), is written from the appliance without the
+/// guest's SELinux labels. With SELinux enforcing such a guest can fail to
+/// boot or log in; the guest's own boot scripts (selinux-autorelabel)
+/// relabel the whole filesystem once and reboot, as virt-v2v arranges.
+fn selinux_relabel(_ctx: &Ctx<'_>, p_: &mut Planner<'_>) -> io::Result<()> {
+    if !p_.changes_files() && !p_.has_step(|_| true) && p_.removes_nothing() {
+        return Ok(());
+    }
+    let Some(conf) = p_.current(&lit(SELINUX_CONFIG))? else {
+        return Ok(());
+    };
+    let mode = conf
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .filter_map(|l| l.trim().strip_prefix("SELINUX="))
+        .next_back()
+        .map(|v| v.trim().trim_matches(['"', '\'']).to_ascii_lowercase());
+    match mode.as_deref() {
+        None | Some("disabled") => Ok(()),
+        Some(m) => p_.create(
+            &lit(AUTORELABEL),
+            String::new(),
+            &format!("created: SELinux is {m}, and the files this conversion writes carry no labels; the first boot relabels the guest and reboots once"),
+        ),
+    }
 }
 
 fn default_kernel_rule(ctx: &Ctx<'_>, p_: &mut Planner<'_>) -> io::Result<()> {

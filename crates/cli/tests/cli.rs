@@ -174,6 +174,7 @@ fn convert_lists_its_rules_in_order() {
             "block-devices",
             "kernel-cmdline",
             "consoles",
+            "guest-tools",
             "network-names",
             "rebuild-initrd",
             "grub-install",

@@ -39,7 +39,7 @@ pub static RULES: &[Rule] = &[
     },
     Rule {
         name: BLOCK_DEVICES,
-        summary: "/dev/xvdX[N] and by-path xen-vbd names -> /dev/vdX[N] in fstab, crypttab, device.map, lvm.conf, mdadm.conf",
+        summary: "/dev/xvdX[N] and by-path xen-vbd names -> /dev/vdX[N] in fstab, crypttab, device.map, lvm.conf, mdadm.conf, initramfs-tools resume, debconf (grub-pc/install_devices)",
         plan: block_devices,
     },
     Rule {
@@ -51,6 +51,11 @@ pub static RULES: &[Rule] = &[
         name: "consoles",
         summary: "xvc0/hvc0 -> ttyS0 in securetty and inittab; getty links for Xen consoles removed (getty.target.wants, multi-user.target.wants)",
         plan: consoles_rule,
+    },
+    Rule {
+        name: "guest-tools",
+        summary: "Xen guest agents (xe-linux-distribution, xen-guest-agent) no longer started at boot: their systemd and SysV start links removed",
+        plan: guest_tools,
     },
     Rule {
         name: "network-names",
@@ -225,6 +230,23 @@ fn consoles_rule(_ctx: &Ctx<'_>, p_: &mut Planner<'_>) -> io::Result<()> {
             None => p_.warn(
                 link.as_str(),
                 "a getty unit for a Xen console that is not a symlink; left as it is".to_owned(),
+            ),
+        }
+    }
+    Ok(())
+}
+
+fn guest_tools(_ctx: &Ctx<'_>, p_: &mut Planner<'_>) -> io::Result<()> {
+    for (link, target) in facts::guest_tool_links(p_.fs)? {
+        match target {
+            Some(target) => p_.remove_link(
+                link,
+                target,
+                "a Xen guest agent: no xenstore under KVM; the package stays installed",
+            ),
+            None => p_.warn(
+                link.as_str(),
+                "a Xen guest agent's start entry that is not a symlink; left as it is".to_owned(),
             ),
         }
     }

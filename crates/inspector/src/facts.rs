@@ -611,6 +611,35 @@ pub fn legacy_menus(fs: &dyn GuestFs) -> io::Result<Vec<GuestPath>> {
     Ok(out)
 }
 
+/// Xen guest agents started at boot: links in every `*.wants` directory
+/// of [`xen::SYSTEMD_SYSTEM`] and SysV start links in [`xen::RC_DIRS`]:
+/// (link, target).
+pub fn guest_tool_links(fs: &dyn GuestFs) -> io::Result<Vec<(GuestPath, Option<String>)>> {
+    let mut dirs: Vec<String> = fs
+        .list(&path(xen::SYSTEMD_SYSTEM)?)?
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|n| n.ends_with(".wants"))
+        .map(|n| format!("{}/{n}", xen::SYSTEMD_SYSTEM))
+        .collect();
+    dirs.sort();
+    dirs.extend(xen::RC_DIRS.iter().map(|d| (*d).to_owned()));
+    let mut out = Vec::new();
+    for dir in dirs {
+        let Ok(dir_path) = path(&dir) else { continue };
+        let mut names = fs.list(&dir_path)?.unwrap_or_default();
+        names.sort();
+        for name in names {
+            if xen::is_guest_tool_link(&name) {
+                let link = path(&format!("{dir}/{name}"))?;
+                let target = fs.read_link(&link)?;
+                out.push((link, target));
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Xen getty units enabled in any of [`xen::GETTY_DIRS`]: (link, target).
 pub fn getty_links(fs: &dyn GuestFs) -> io::Result<Vec<(GuestPath, Option<String>)>> {
     let mut out = Vec::new();
@@ -701,6 +730,15 @@ fn scan_files(fs: &dyn GuestFs, out: &mut Vec<Xenism>) -> io::Result<()> {
         let name = link.file_name().unwrap_or_default().to_owned();
         out.push(Xenism {
             kind: GettyLink,
+            file: link,
+            line: 0,
+            text: format!("{name} -> {}", target.unwrap_or_default()),
+        });
+    }
+    for (link, target) in guest_tool_links(fs)? {
+        let name = link.file_name().unwrap_or_default().to_owned();
+        out.push(Xenism {
+            kind: GuestTools,
             file: link,
             line: 0,
             text: format!("{name} -> {}", target.unwrap_or_default()),

@@ -31,6 +31,10 @@ pub enum XenismKind {
     /// under KVM the configuration no longer applies
     /// ([`network`](crate::network)).
     NetworkName,
+    /// A Xen guest agent enabled at boot (XenServer's
+    /// `xe-linux-distribution`, XCP-ng's `xen-guest-agent`): under KVM there
+    /// is no xenstore for it to talk to.
+    GuestTools,
 }
 
 impl XenismKind {
@@ -45,6 +49,7 @@ impl XenismKind {
             XenismKind::ModprobeAlias => "modprobe-alias",
             XenismKind::KernelPolicy => "kernel-policy",
             XenismKind::NetworkName => "network-name",
+            XenismKind::GuestTools => "guest-tools",
         }
     }
 }
@@ -133,8 +138,10 @@ pub fn names_block_pattern(line: &str) -> bool {
 }
 
 /// Files that name disks one per field or line (fstab, crypttab, GRUB's
-/// device.map, SUSE's grub_installdevice, mdadm.conf): Xen names in them
-/// are [`XenismKind::BlockDevice`].
+/// device.map, SUSE's grub_installdevice, initramfs-tools' `RESUME=`, and
+/// debconf's answers — `grub-pc/install_devices`, where the next `grub-pc`
+/// upgrade installs GRUB): Xen names in them are
+/// [`XenismKind::BlockDevice`].
 pub const DEVICE_FILES: &[&str] = &[
     "/etc/fstab",
     "/etc/crypttab",
@@ -142,6 +149,8 @@ pub const DEVICE_FILES: &[&str] = &[
     "/boot/grub2/device.map",
     "/boot/grub2-efi/device.map",
     "/etc/default/grub_installdevice",
+    "/etc/initramfs-tools/conf.d/resume",
+    "/var/cache/debconf/config.dat",
 ];
 
 /// mdadm's configuration (its `DEVICE` lines).
@@ -191,6 +200,47 @@ pub const GETTY_DIRS: &[&str] = &[
     "/etc/systemd/system/getty.target.wants",
     "/etc/systemd/system/multi-user.target.wants",
 ];
+
+/// Xen guest agents, by service name: XenServer/XCP-ng's
+/// `xe-guest-utilities` (`xe-linux-distribution`, which starts `xe-daemon`)
+/// and XCP-ng's `xen-guest-agent`.
+pub const GUEST_TOOLS: &[&str] = &["xe-linux-distribution", "xen-guest-agent"];
+
+/// Where systemd units are enabled (every `*.wants` directory of it).
+pub const SYSTEMD_SYSTEM: &str = "/etc/systemd/system";
+
+/// SysV init's runlevel directories (Debian's, and RHEL's under `rc.d`).
+pub const RC_DIRS: &[&str] = &[
+    "/etc/rc0.d",
+    "/etc/rc1.d",
+    "/etc/rc2.d",
+    "/etc/rc3.d",
+    "/etc/rc4.d",
+    "/etc/rc5.d",
+    "/etc/rc6.d",
+    "/etc/rc.d/rc0.d",
+    "/etc/rc.d/rc1.d",
+    "/etc/rc.d/rc2.d",
+    "/etc/rc.d/rc3.d",
+    "/etc/rc.d/rc4.d",
+    "/etc/rc.d/rc5.d",
+    "/etc/rc.d/rc6.d",
+];
+
+/// Whether a systemd unit name (`xe-linux-distribution.service`) or a
+/// SysV start link (`S99xe-linux-distribution`) starts a Xen guest agent.
+pub fn is_guest_tool_link(name: &str) -> bool {
+    let service = match name.strip_suffix(".service") {
+        Some(unit) => unit,
+        None => match name.strip_prefix('S') {
+            Some(rest) if rest.len() > 2 && rest.as_bytes()[..2].iter().all(u8::is_ascii_digit) => {
+                &rest[2..]
+            }
+            _ => return false,
+        },
+    };
+    GUEST_TOOLS.contains(&service)
+}
 
 /// SUSE's `INITRD_MODULES` and `DOMU_INITRD_MODULES`; RHEL's
 /// `DEFAULTKERNEL` (the package whose updates become the default entry).
@@ -254,6 +304,12 @@ mod tests {
         assert!(!is_getty_unit("getty@tty1.service"));
         assert!(!is_getty_unit("serial-getty@ttyS0.service"));
         assert!(!is_getty_unit("getty@hvc.service"));
+        assert!(is_guest_tool_link("xe-linux-distribution.service"));
+        assert!(is_guest_tool_link("S99xe-linux-distribution"));
+        assert!(is_guest_tool_link("xen-guest-agent.service"));
+        assert!(!is_guest_tool_link("K01xe-linux-distribution"));
+        assert!(!is_guest_tool_link("Sxe-linux-distribution"));
+        assert!(!is_guest_tool_link("sshd.service"));
     }
 
     #[test]
@@ -282,6 +338,7 @@ mod tests {
             XenismKind::ModprobeAlias,
             XenismKind::KernelPolicy,
             XenismKind::NetworkName,
+            XenismKind::GuestTools,
         ];
         let mut names: Vec<&str> = all.iter().map(|k| k.as_str()).collect();
         names.sort();

@@ -1,5 +1,7 @@
 //! Login consoles: Xen's `xvc0`/`hvc0` become the serial port `ttyS0` in
-//! `/etc/securetty` and in `/etc/inittab` getty lines. (systemd getty links
+//! `/etc/securetty` and in `/etc/inittab` getty lines, except where
+//! xen-tools moved tty1's getty to the Xen console (inittab id `1`, upstart's
+//! tty1 job): that one goes back to `tty1`. (systemd getty links
 //! for Xen consoles are found by `facts::getty_links` and removed by the
 //! `consoles` rule.)
 
@@ -36,13 +38,18 @@ pub fn securetty(text: &str) -> Edit {
 /// the Xen one is commented out instead.
 pub fn inittab(text: &str) -> Edit {
     let mut edit = Edit::default();
-    let serial_getty = text.lines().filter(|l| !is_comment(l)).any(|l| {
-        l.split(':')
-            .nth(3)
-            .is_some_and(|p| p.split_whitespace().any(|w| w == "ttyS0"))
-    });
+    let getty_on = |tty: &str| {
+        text.lines().filter(|l| !is_comment(l)).any(|l| {
+            l.split(':')
+                .nth(3)
+                .is_some_and(|p| p.split_whitespace().any(|w| w == tty))
+        })
+    };
+    let serial_getty = getty_on("ttyS0");
+    let tty1_getty = getty_on("tty1");
     let mut moved = serial_getty;
-    let new = edit_lines(text, |n, line| {
+    let mut serial_line = None;
+    let mut new = edit_lines(text, |n, line| {
         if is_comment(line) {
             return None;
         }
@@ -52,6 +59,25 @@ pub fn inittab(text: &str) -> Edit {
         };
         let words: Vec<&str> = process.split_whitespace().collect();
         let tty = words.iter().position(|w| is_xen_tty(w))?;
+        // xen-tools put the Xen console where tty1's getty was (id 1): it
+        // goes back to tty1, and the serial port gets a getty of its own.
+        if *id == "1" && !tty1_getty {
+            let restored: Vec<&str> = words
+                .iter()
+                .enumerate()
+                .filter(|(i, w)| *i == tty || !is_xen_tty(w))
+                .map(|(i, w)| if i == tty { "tty1" } else { w })
+                .collect();
+            edit.changes.push(format!(
+                "line {n}: getty on {} -> tty1 (xen-tools had replaced tty1's)",
+                words[tty]
+            ));
+            if !moved {
+                moved = true;
+                serial_line = Some((words[0].to_owned(), levels.to_string()));
+            }
+            return Some(format!("{id}:{levels}:{action}:{}", restored.join(" ")));
+        }
         if moved {
             edit.changes.push(format!(
                 "line {n}: getty on {} commented out (ttyS0 has one)",
@@ -79,6 +105,38 @@ pub fn inittab(text: &str) -> Edit {
         edit.changes
             .push(format!("line {n}: getty on {} -> ttyS0", words[tty]));
         Some(format!("{id}:{levels}:{action}:{}", new_words.join(" ")))
+    });
+    if let Some((getty, levels)) = serial_line {
+        let line = format!("T0:{levels}:respawn:{getty} -L ttyS0 115200 vt100");
+        crate::text::append_line(&mut new, &line);
+        edit.changes.push(format!("added {line}"));
+    }
+    edit.text = new;
+    edit
+}
+
+/// Upstart's `tty1` job (`/etc/init/tty1.conf`, `/etc/event.d/tty1`), whose
+/// getty xen-tools moved to a Xen console: back on `tty1`.
+pub fn upstart_tty1(text: &str) -> Edit {
+    let mut edit = Edit::default();
+    let new = edit_lines(text, |n, line| {
+        if is_comment(line) || !line.trim_start().starts_with("exec") {
+            return None;
+        }
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let tty = words.iter().position(|w| is_xen_tty(w))?;
+        edit.changes.push(format!(
+            "line {n}: getty on {} -> tty1 (xen-tools had replaced tty1's)",
+            words[tty]
+        ));
+        let indent = &line[..line.len() - line.trim_start().len()];
+        let restored: Vec<&str> = words
+            .iter()
+            .enumerate()
+            .filter(|(i, w)| *i == tty || !is_xen_tty(w))
+            .map(|(i, w)| if i == tty { "tty1" } else { w })
+            .collect();
+        Some(format!("{indent}{}", restored.join(" ")))
     });
     edit.text = new;
     edit
@@ -116,6 +174,27 @@ mod tests {
             "x0:12345:respawn:/sbin/agetty ttyS0\n",
             &["line 1: getty on hvc0 -> ttyS0"],
         );
+    }
+
+    /// xen-tools' sysvinit guests: tty1's getty was moved to hvc0.
+    #[test]
+    fn xen_tools_tty1_is_restored() {
+        check(
+            inittab,
+            "id:2:initdefault:\n1:2345:respawn:/sbin/getty 38400 hvc0\n#2:23:respawn:/sbin/getty 38400 tty2\n",
+            "id:2:initdefault:\n1:2345:respawn:/sbin/getty 38400 tty1\n#2:23:respawn:/sbin/getty 38400 tty2\nT0:2345:respawn:/sbin/getty -L ttyS0 115200 vt100\n",
+            &[
+                "line 2: getty on hvc0 -> tty1 (xen-tools had replaced tty1's)",
+                "added T0:2345:respawn:/sbin/getty -L ttyS0 115200 vt100",
+            ],
+        );
+        check(
+            upstart_tty1,
+            "start on runlevel [2345]\nrespawn\nexec /sbin/getty -8 38400 hvc0\n",
+            "start on runlevel [2345]\nrespawn\nexec /sbin/getty -8 38400 tty1\n",
+            &["line 3: getty on hvc0 -> tty1 (xen-tools had replaced tty1's)"],
+        );
+        check_noop(upstart_tty1, "exec /sbin/getty -8 38400 tty1\n");
     }
 
     #[test]

@@ -49,7 +49,7 @@ pub static RULES: &[Rule] = &[
     },
     Rule {
         name: "consoles",
-        summary: "xvc0/hvc0 -> ttyS0 in securetty and inittab; getty links for Xen consoles removed (getty.target.wants, multi-user.target.wants)",
+        summary: "xvc0/hvc0 -> ttyS0 in securetty and inittab (tty1 restored where xen-tools moved its getty, in inittab and upstart), getty links for Xen consoles removed (getty.target.wants, multi-user.target.wants)",
         plan: consoles_rule,
     },
     Rule {
@@ -224,6 +224,9 @@ fn kernel_cmdline(_ctx: &Ctx<'_>, p_: &mut Planner<'_>) -> io::Result<()> {
 fn consoles_rule(_ctx: &Ctx<'_>, p_: &mut Planner<'_>) -> io::Result<()> {
     p_.edit(&lit(xen::SECURETTY), consoles::securetty)?;
     p_.edit(&lit(xen::INITTAB), consoles::inittab)?;
+    for f in xen::UPSTART_TTY1 {
+        p_.edit(&lit(f), consoles::upstart_tty1)?;
+    }
     for (link, target) in facts::getty_links(p_.fs)? {
         match target {
             Some(target) => p_.remove_link(link, target, "a getty on a Xen console"),

@@ -726,6 +726,14 @@ fn scan_files(fs: &dyn GuestFs, out: &mut Vec<Xenism>) -> io::Result<()> {
         let process = l.splitn(4, ':').nth(3).unwrap_or("");
         one(Console, process.split_whitespace().any(xen::is_console_tty))
     })?;
+    for f in xen::UPSTART_TTY1 {
+        scan(fs, f, out, |l| {
+            one(
+                Console,
+                l.trim_start().starts_with("exec") && l.split_whitespace().any(xen::is_console_tty),
+            )
+        })?;
+    }
     for (link, target) in getty_links(fs)? {
         let name = link.file_name().unwrap_or_default().to_owned();
         out.push(Xenism {

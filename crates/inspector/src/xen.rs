@@ -195,6 +195,10 @@ pub const SECURETTY: &str = "/etc/securetty";
 /// sysvinit's getty lines.
 pub const INITTAB: &str = "/etc/inittab";
 
+/// Upstart's tty1 job (Ubuntu, RHEL 6; `/etc/event.d` on older upstart),
+/// which xen-tools points at the Xen console.
+pub const UPSTART_TTY1: &[&str] = &["/etc/init/tty1.conf", "/etc/event.d/tty1"];
+
 /// Where systemd getty units are enabled.
 pub const GETTY_DIRS: &[&str] = &[
     "/etc/systemd/system/getty.target.wants",

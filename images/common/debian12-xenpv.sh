@@ -2,7 +2,8 @@
 # The Xen PV guest configuration shared by debian12-xenpv and
 # debian12-xenpv-pygrub (sourced after debian12.sh): fstab and root= on
 # /dev/xvda1, console=hvc0, device.map (hd0) /dev/xvda, hvc0/xvc0 in
-# securetty, a getty@hvc0 link, and the boot commands of a host-only dracut
+# securetty, a getty@hvc0 link, its NIC enX0 (netfront's name) configured by
+# systemd-networkd with DHCP, and the boot commands of a host-only dracut
 # initrd with only Xen block/net drivers (no virtio).
 
 # xenpv_overlay DIR: writes the guest's Xen configuration into DIR.
@@ -10,6 +11,7 @@ xenpv_overlay() {
     local ov="$1"
     rm -rf "$ov" && mkdir -p "$ov/etc/default" "$ov/boot/grub" "$ov/etc/systemd/system/getty.target.wants"
     common_overlay "$ov"
+    network_overlay "$ov" enX0
     cat > "$ov/etc/fstab" <<'FSTAB'
 # /etc/fstab: static file system information.
 # <file system> <mount point>   <type>  <options>       <dump>  <pass>

@@ -89,6 +89,27 @@ check_initrd() {
     log "initrd checked: has [$1], lacks [$2]"
 }
 
+# network_overlay DIR NAME: the guest's NIC NAME configured by
+# systemd-networkd (DHCP), and networkd enabled. Debian 12 under Xen names
+# its netfront NIC enX0 (systemd v250+), which is what an installer there
+# writes; a virtio NIC under KVM gets ens3/enp0s3 instead.
+network_overlay() {
+    local d="$1" name="$2"
+    mkdir -p "$d/etc/systemd/network" "$d/etc/systemd/system/multi-user.target.wants" \
+        "$d/etc/systemd/system/sockets.target.wants"
+    cat > "$d/etc/systemd/network/20-wired.network" <<NET
+[Match]
+Name=$name
+
+[Network]
+DHCP=ipv4
+NET
+    ln -s /lib/systemd/system/systemd-networkd.service \
+        "$d/etc/systemd/system/multi-user.target.wants/systemd-networkd.service"
+    ln -s /lib/systemd/system/systemd-networkd.socket \
+        "$d/etc/systemd/system/sockets.target.wants/systemd-networkd.socket"
+}
+
 # Writes the guest configuration overlay shared by both guests into $1.
 common_overlay() {
     local d="$1"

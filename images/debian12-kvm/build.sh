@@ -5,6 +5,9 @@
 # securetty, no Xen console getty. GRUB keeps Debian's default settings (no
 # GRUB_TERMINAL: its graphical terminal, silent on the serial port), as most
 # KVM guests have: boot-check must judge it by the kernel's console.
+# Its network is what a conversion that does not pin NIC names leaves (the
+# Xen guest's networkd config for enX0, while the virtio NIC is ens3): it
+# boots with no network, and boot-check --require-network says so.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../common/debian12.sh"
 
@@ -13,6 +16,7 @@ kver="$(kernel_version "$base")"
 ov="$WORK/overlay"
 rm -rf "$ov" && mkdir -p "$ov/etc/default" "$ov/boot/grub"
 common_overlay "$ov"
+network_overlay "$ov" enX0
 cat > "$ov/etc/fstab" <<'FSTAB'
 # /etc/fstab: static file system information.
 # <file system> <mount point>   <type>  <options>       <dump>  <pass>

@@ -1,16 +1,66 @@
 #!/usr/bin/env bash
 # Imitates: the same Debian 12 Xen PV domU as debian12-xenpv, booted by
-# pygrub on its Xen host: GRUB's files and grub.cfg are in /boot, but the
-# disk holds no boot code (MBR code area and the gap before the first
-# partition are zero), so under KVM the BIOS finds nothing to boot.
+# pygrub on its Xen host, with Debian's default initrd tool: GRUB's files
+# and grub.cfg are in /boot, but the disk holds no boot code (MBR code area
+# and the gap before the first partition are zero), so under KVM the BIOS
+# finds nothing to boot; its initrd is built by initramfs-tools (dracut
+# removed) from a module list that names only the Xen drivers
+# (MODULES=list: xen-blkfront, xen-netfront), as on a Xen host with
+# MODULES=dep, with no resume device.
 # Derived (see `from`): made from the cached debian12-xenpv image ($PARENT)
-# rather than built again, so it is the very same guest.
+# rather than built again, so it is the very same guest otherwise.
 set -euo pipefail
 : "${OUT:?}" "${WORK:?}" "${PARENT:?}"
 log() { echo "[image] $*" >&2; }
+export LIBGUESTFS_BACKEND="${LIBGUESTFS_BACKEND:-direct}"
+export LIBGUESTFS_BACKEND_SETTINGS="${LIBGUESTFS_BACKEND_SETTINGS:-force_tcg}"
 
 qemu-img convert -O raw "$PARENT" "$OUT"
-cp "${PARENT%.qcow2}.manifest.txt" "$WORK/manifest.txt" 2>/dev/null || true
+
+# initramfs-tools from the host's bookworm archive (the host runs the same
+# release; the guest has no network). Its other dependencies (cpio, kmod,
+# udev, logsave, linux-base) are in the guest already.
+debs="$WORK/debs"
+rm -rf "$debs" && mkdir -p "$debs"
+(cd "$debs" && apt-get download initramfs-tools initramfs-tools-core klibc-utils libklibc >&2) || {
+    log "apt-get download of initramfs-tools failed (run cargo xtask deps: it updates the host's package lists)"
+    exit 1
+}
+cat > "$WORK/initramfs-tools.sh" <<SH
+set -e
+kver="\$(ls /boot | sed -n 's/^vmlinuz-//p' | head -n1)"
+[ -n "\$kver" ] || { echo "no kernel in /boot" >&2; exit 1; }
+# dracut's place is taken by initramfs-tools (the kernel package needs one
+# of them: dracut goes first, initramfs-tools satisfies it again).
+dpkg --force-depends --purge dracut dracut-core >/dev/null
+dpkg -i /tmp/xen2kvm-debs/*.deb >/dev/null
+sed -i -e 's/^MODULES=.*/MODULES=list/' -e 's/^COMPRESS=.*/COMPRESS=gzip/' /etc/initramfs-tools/initramfs.conf
+printf '# Xen PV drivers (the initrd of a Xen host with MODULES=dep)\nxen-blkfront\nxen-netfront\n' >> /etc/initramfs-tools/modules
+echo RESUME=none > /etc/initramfs-tools/conf.d/resume
+rm -f /boot/initrd.img-\$kver
+update-initramfs -c -k \$kver >/dev/null
+lsinitramfs /boot/initrd.img-\$kver > /var/lib/xen2kvm-initrd.txt
+dpkg-query -W -f '\${Package} \${Version}\n' > /var/lib/xen2kvm-manifest.txt
+rm -rf /tmp/xen2kvm-debs
+SH
+{
+    echo "run"
+    echo "mount /dev/sda1 /"
+    echo "mkdir-p /tmp/xen2kvm-debs"
+    for d in "$debs"/*.deb; do echo "upload $d /tmp/xen2kvm-debs/$(basename "$d")"; done
+    echo "upload $WORK/initramfs-tools.sh /tmp/xen2kvm-initramfs-tools.sh"
+    echo "command '/bin/sh /tmp/xen2kvm-initramfs-tools.sh'"
+    echo "rm /tmp/xen2kvm-initramfs-tools.sh"
+    echo "download /var/lib/xen2kvm-initrd.txt $WORK/initrd.txt"
+    echo "download /var/lib/xen2kvm-manifest.txt $WORK/manifest.txt"
+    echo "umount-all"
+} > "$WORK/session.gf"
+log "dracut -> initramfs-tools (MODULES=list, Xen drivers only), update-initramfs in the appliance"
+guestfish --rw -a "$OUT" -f "$WORK/session.gf" >&2
+grep -q '/xen-blkfront.ko' "$WORK/initrd.txt" || { log "initrd lacks xen-blkfront"; exit 1; }
+if grep -q '/virtio_blk.ko' "$WORK/initrd.txt"; then log "initrd has virtio_blk but must not"; exit 1; fi
+log "initrd checked: initramfs-tools, has xen-blkfront, lacks virtio_blk"
+
 # Wipe the boot code: bytes 0-439 of the MBR (the partition table and the
 # 0x55AA signature stay) and sectors 1-2047 (GRUB's core.img).
 dd if=/dev/zero of="$OUT" bs=440 count=1 conv=notrunc status=none

@@ -18,7 +18,7 @@ fn xen_pv_guest_fails_and_names_its_root_device() {
     let dir = tempfile::tempdir().unwrap();
     let image = overlay(&base, dir.path());
     let before = sha256_file(&image);
-    let (code, json) = boot_check(&image, dir.path());
+    let (code, json) = boot_check(&image, dir.path(), &[]);
     eprintln!("debian12-xenpv verdict: {json:#}");
     assert_eq!(code, 1, "boot-check exit code: failed is 1");
     assert_eq!(json["version"], 1);
@@ -47,12 +47,45 @@ fn kvm_control_guest_boots() {
     let dir = tempfile::tempdir().unwrap();
     let image = overlay(&base, dir.path());
     let before = sha256_file(&image);
-    let (code, json) = boot_check(&image, dir.path());
+    // Its networkd config names enX0 (Xen's name), as a conversion that
+    // does not pin NIC names leaves it: it boots, with no network, and
+    // --require-network fails it, in the JSON and in the JUnit file.
+    let junit = dir.path().join("boot.junit.xml");
+    let mac = "00:16:3e:5a:6b:7c";
+    let (code, json) = boot_check(
+        &image,
+        dir.path(),
+        &[
+            "--mac",
+            mac,
+            "--network-wait",
+            "20",
+            "--require-network",
+            "--junit",
+            junit.to_str().unwrap(),
+        ],
+    );
     eprintln!("debian12-kvm verdict: {json:#}");
-    assert_eq!(code, 0, "{json:#}");
-    assert_eq!(json["verdict"], "booted");
-    assert_eq!(json["booted_by"]["kind"], "marker");
+    assert_eq!(
+        code, 1,
+        "booted without network is a failure with --require-network: {json:#}"
+    );
+    assert_eq!(json["verdict"], "failed", "{json:#}");
+    assert_eq!(json["reason"]["kind"], "network-down", "{json:#}");
+    assert_eq!(json["booted_by"]["kind"], "marker", "it did boot: {json:#}");
     assert!(json.get("diagnosis").is_none());
+    assert_eq!(json["network"]["mac"], mac);
+    assert_eq!(json["network"]["state"], "down", "{json:#}");
+    assert!(Path::new(json["network"]["capture"].as_str().unwrap()).is_file());
+    let xml = std::fs::read_to_string(&junit).expect("the JUnit file");
+    assert!(
+        xml.contains("<failure type=\"network-down\"")
+            && xml.contains("tests=\"1\" failures=\"1\"")
+            && xml.contains("XEN2KVM-BOOT-OK"),
+        "{xml}"
+    );
+    // The console excerpt holds what udev named the NIC.
+    eprintln!("{xml}");
     assert_eq!(
         sha256_file(&image),
         before,

@@ -191,6 +191,7 @@ fn debian_xen_domain_migrates_into_libvirt_is_backed_up_and_boots_there() {
             "--backup",
             backup.to_str().unwrap(),
             "--boot-check",
+            "--require-network",
             "--log-dir",
             dir.path().join("logs").to_str().unwrap(),
         ],
@@ -245,6 +246,32 @@ fn debian_xen_domain_migrates_into_libvirt_is_backed_up_and_boots_there() {
     assert_eq!(steps, ["rebuild-initrd", "grub-config"]);
     assert_eq!(conv["journal"], Value::Null, "a copy keeps no journal");
     assert_eq!(report["boot_check"]["verdict"], "booted", "{report:#}");
+    // Its networkd config names enX0: the conversion pinned that name to the
+    // domain's MAC, and the booted guest asked for an address from it.
+    assert!(
+        conv["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["rule"] == "network-names"
+                && c["what"]
+                    .as_str()
+                    .unwrap()
+                    .contains("MAC 00:16:3e:5a:6b:7c")),
+        "{conv:#}"
+    );
+    assert_eq!(
+        report["boot_check"]["mac"], "00:16:3e:5a:6b:7c",
+        "{report:#}"
+    );
+    assert_eq!(report["boot_check"]["network"], "up", "{report:#}");
+    assert!(
+        report["boot_check"]["network_evidence"]
+            .as_str()
+            .unwrap()
+            .contains("DHCP request"),
+        "{report:#}"
+    );
 
     // One read of the raw source fed the output, the backup and the hash.
     let d = &report["disks"][0];

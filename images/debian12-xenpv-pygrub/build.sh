@@ -4,9 +4,9 @@
 # and grub.cfg are in /boot, but the disk holds no boot code (MBR code area
 # and the gap before the first partition are zero), so under KVM the BIOS
 # finds nothing to boot; its initrd is built by initramfs-tools (dracut
-# removed) from a module list that names only the Xen drivers
-# (MODULES=list: xen-blkfront, xen-netfront), as on a Xen host with
-# MODULES=dep, with no resume device.
+# removed) from a module list that names what MODULES=dep finds on a Xen
+# host (MODULES=list: xen-blkfront, xen-netfront, ext4: Debian builds ext4
+# as a module), with no resume device.
 # Derived (see `from`): made from the cached debian12-xenpv image ($PARENT)
 # rather than built again, so it is the very same guest otherwise.
 set -euo pipefail
@@ -35,7 +35,7 @@ kver="\$(ls /boot | sed -n 's/^vmlinuz-//p' | head -n1)"
 dpkg --force-depends --purge dracut dracut-core >/dev/null
 dpkg -i /tmp/xen2kvm-debs/*.deb >/dev/null
 sed -i -e 's/^MODULES=.*/MODULES=list/' -e 's/^COMPRESS=.*/COMPRESS=gzip/' /etc/initramfs-tools/initramfs.conf
-printf '# Xen PV drivers (the initrd of a Xen host with MODULES=dep)\nxen-blkfront\nxen-netfront\n' >> /etc/initramfs-tools/modules
+printf '# What MODULES=dep finds on the Xen host: its disk and NIC drivers, the root filesystem\nxen-blkfront\nxen-netfront\next4\n' >> /etc/initramfs-tools/modules
 echo RESUME=none > /etc/initramfs-tools/conf.d/resume
 rm -f /boot/initrd.img-\$kver
 update-initramfs -c -k \$kver >/dev/null
@@ -55,7 +55,7 @@ SH
     echo "download /var/lib/xen2kvm-manifest.txt $WORK/manifest.txt"
     echo "umount-all"
 } > "$WORK/session.gf"
-log "dracut -> initramfs-tools (MODULES=list, Xen drivers only), update-initramfs in the appliance"
+log "dracut -> initramfs-tools (MODULES=list: the Xen drivers and ext4), update-initramfs in the appliance"
 guestfish --rw -a "$OUT" -f "$WORK/session.gf" >&2
 grep -q '/xen-blkfront.ko' "$WORK/initrd.txt" || { log "initrd lacks xen-blkfront"; exit 1; }
 if grep -q '/virtio_blk.ko' "$WORK/initrd.txt"; then log "initrd has virtio_blk but must not"; exit 1; fi

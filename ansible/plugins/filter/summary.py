@@ -17,15 +17,24 @@ options:
 """
 
 
+def boot_cell(r):
+    """The boot-check verdict, and the NIC's state when it was judged."""
+    boot = r.get("boot_check") or "-"
+    net = r.get("network")
+    if boot != "-" and net and net != "not-judged":
+        return "%s,net:%s" % (boot, net)
+    return boot
+
+
 def summary_line(r):
-    """guest, source, target, result, boot verdict, seconds, error."""
+    """guest, source, target, result, boot verdict (and network), seconds, error."""
     error = r.get("error") or r.get("define_error") or ""
-    return "%-24s %-14s %-14s %-11s %-8s %-8s %s" % (
+    return "%-24s %-14s %-14s %-11s %-15s %-8s %s" % (
         r.get("guest", ""),
         r.get("source_host", ""),
         r.get("target_host", ""),
         r.get("result", ""),
-        r.get("boot_check") or "-",
+        boot_cell(r),
         r.get("seconds") if r.get("seconds") is not None else "-",
         error.splitlines()[0] if error else "",
     )

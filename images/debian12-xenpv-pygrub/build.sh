@@ -26,6 +26,18 @@ rm -rf "$debs" && mkdir -p "$debs"
     log "apt-get download of initramfs-tools failed (run cargo xtask deps: it updates the host's package lists)"
     exit 1
 }
+# The guest's configuration goes in before the package (dpkg keeps it:
+# --force-confold), so the initrd the package's trigger builds is the
+# small MODULES=list one, not a MODULES=most one (minutes under TCG).
+core="$(ls "$debs"/initramfs-tools-core_*.deb)"
+dpkg-deb --fsys-tarfile "$core" | tar -xO ./etc/initramfs-tools/initramfs.conf \
+    | sed -e 's/^MODULES=.*/MODULES=list/' -e 's/^COMPRESS=.*/COMPRESS=gzip/' > "$WORK/initramfs.conf"
+grep -qx 'MODULES=list' "$WORK/initramfs.conf" || { log "initramfs.conf of $core has no MODULES="; exit 1; }
+{
+    # What the package's postinst writes when the file is missing.
+    dpkg-deb --fsys-tarfile "$core" | tar -xO ./usr/share/initramfs-tools/modules | sed '/^###/d'
+    printf '# What MODULES=dep finds on the Xen host: its disk and NIC drivers, the root filesystem\nxen-blkfront\nxen-netfront\next4\n'
+} > "$WORK/modules"
 cat > "$WORK/initramfs-tools.sh" <<SH
 set -e
 kver="\$(ls /boot | sed -n 's/^vmlinuz-//p' | head -n1)"
@@ -33,10 +45,7 @@ kver="\$(ls /boot | sed -n 's/^vmlinuz-//p' | head -n1)"
 # dracut's place is taken by initramfs-tools (the kernel package needs one
 # of them: dracut goes first, initramfs-tools satisfies it again).
 dpkg --force-depends --purge dracut dracut-core >/dev/null
-dpkg -i /tmp/xen2kvm-debs/*.deb >/dev/null
-sed -i -e 's/^MODULES=.*/MODULES=list/' -e 's/^COMPRESS=.*/COMPRESS=gzip/' /etc/initramfs-tools/initramfs.conf
-printf '# What MODULES=dep finds on the Xen host: its disk and NIC drivers, the root filesystem\nxen-blkfront\nxen-netfront\next4\n' >> /etc/initramfs-tools/modules
-echo RESUME=none > /etc/initramfs-tools/conf.d/resume
+dpkg -i --force-confold /tmp/xen2kvm-debs/*.deb >/dev/null
 rm -f /boot/initrd.img-\$kver
 update-initramfs -c -k \$kver >/dev/null
 lsinitramfs /boot/initrd.img-\$kver > /var/lib/xen2kvm-initrd.txt
@@ -47,6 +56,10 @@ SH
     echo "run"
     echo "mount /dev/sda1 /"
     echo "mkdir-p /tmp/xen2kvm-debs"
+    echo "mkdir-p /etc/initramfs-tools/conf.d"
+    echo "upload $WORK/initramfs.conf /etc/initramfs-tools/initramfs.conf"
+    echo "upload $WORK/modules /etc/initramfs-tools/modules"
+    echo "write /etc/initramfs-tools/conf.d/resume \"RESUME=none\\n\""
     for d in "$debs"/*.deb; do echo "upload $d /tmp/xen2kvm-debs/$(basename "$d")"; done
     echo "upload $WORK/initramfs-tools.sh /tmp/xen2kvm-initramfs-tools.sh"
     echo "command '/bin/sh /tmp/xen2kvm-initramfs-tools.sh'"

@@ -62,12 +62,7 @@ pub fn inittab(text: &str) -> Edit {
         // xen-tools put the Xen console where tty1's getty was (id 1): it
         // goes back to tty1, and the serial port gets a getty of its own.
         if *id == "1" && !tty1_getty {
-            let restored: Vec<&str> = words
-                .iter()
-                .enumerate()
-                .filter(|(i, w)| *i == tty || !is_xen_tty(w))
-                .map(|(i, w)| if i == tty { "tty1" } else { w })
-                .collect();
+            let restored = on_tty(&words, tty, "tty1");
             edit.changes.push(format!(
                 "line {n}: getty on {} -> tty1 (xen-tools had replaced tty1's)",
                 words[tty]
@@ -115,6 +110,17 @@ pub fn inittab(text: &str) -> Edit {
     edit
 }
 
+/// A getty's words with the Xen tty at `tty` replaced by `to`, and any
+/// other Xen tty on the line dropped.
+fn on_tty<'a>(words: &[&'a str], tty: usize, to: &'a str) -> Vec<&'a str> {
+    words
+        .iter()
+        .enumerate()
+        .filter(|(i, w)| *i == tty || !is_xen_tty(w))
+        .map(|(i, w)| if i == tty { to } else { *w })
+        .collect()
+}
+
 /// Upstart's `tty1` job (`/etc/init/tty1.conf`, `/etc/event.d/tty1`), whose
 /// getty xen-tools moved to a Xen console: back on `tty1`.
 pub fn upstart_tty1(text: &str) -> Edit {
@@ -130,12 +136,7 @@ pub fn upstart_tty1(text: &str) -> Edit {
             words[tty]
         ));
         let indent = &line[..line.len() - line.trim_start().len()];
-        let restored: Vec<&str> = words
-            .iter()
-            .enumerate()
-            .filter(|(i, w)| *i == tty || !is_xen_tty(w))
-            .map(|(i, w)| if i == tty { "tty1" } else { w })
-            .collect();
+        let restored = on_tty(&words, tty, "tty1");
         Some(format!("{indent}{}", restored.join(" ")))
     });
     edit.text = new;

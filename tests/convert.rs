@@ -17,13 +17,13 @@
 #![allow(clippy::print_stderr)]
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use serde_json::Value;
 use xen2kvm_tests::{
-    base_fingerprint, boot_check, fingerprint, fingerprint_diff, overlay, repo_root, require_image,
-    sha256_file, xen2kvm_bin,
+    base_fingerprint, boot_check, fingerprint, fingerprint_diff, guestfish, overlay, repo_root,
+    require_image, sha256_file, xen2kvm_bin,
 };
 
 /// Runs `xen2kvm convert ARGS --json`; returns the exit code and the report.
@@ -52,32 +52,6 @@ fn convert(args: &[&str]) -> (i32, Value) {
         json["seconds"]
     );
     (out.status.code().unwrap_or(-1), json)
-}
-
-/// Runs guestfish read-only on `image` with `script`; returns its output.
-fn guestfish(image: &Path, rw: bool, script: &str) -> String {
-    let out = Command::new("guestfish")
-        .arg(if rw { "--rw" } else { "--ro" })
-        .arg("-a")
-        .arg(image)
-        .arg("-i")
-        .env("LIBGUESTFS_BACKEND_SETTINGS", "force_tcg")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut c| {
-            use std::io::Write;
-            c.stdin.take().unwrap().write_all(script.as_bytes())?;
-            c.wait_with_output()
-        })
-        .expect("running guestfish");
-    assert!(
-        out.status.success(),
-        "guestfish failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn s(v: &Value) -> &str {

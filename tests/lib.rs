@@ -527,3 +527,72 @@ pub fn xen_domain_xml(name: &str, disk: &Path) -> String {
         disk.display()
     )
 }
+
+/// A virtio-win driver tree in the ISO's layout, of placeholder files (the
+/// drivers are not ours to ship): `viostor`, `NetKVM` and `Balloon` for
+/// Windows Server 2003 x86 (`2k3/x86`) and 2008 R2 (`2k8R2/amd64`), each
+/// with its `.sys`, `.inf` and `.cat`. Returns the tree's root.
+pub fn fake_virtio_win(dir: &Path) -> PathBuf {
+    let root = dir.join("virtio-win");
+    for (release, arch) in [("2k3", "x86"), ("2k8R2", "amd64"), ("2k12R2", "amd64")] {
+        for (folder, base) in [
+            ("viostor", "viostor"),
+            ("NetKVM", "netkvm"),
+            ("Balloon", "balloon"),
+        ] {
+            let d = root.join(folder).join(release).join(arch);
+            fs::create_dir_all(&d).expect("creating the fake virtio-win tree");
+            for ext in ["sys", "inf", "cat"] {
+                fs::write(
+                    d.join(format!("{base}.{ext}")),
+                    format!("xen2kvm test placeholder: {folder}/{release}/{arch}/{base}.{ext}\n"),
+                )
+                .expect("writing the fake virtio-win tree");
+            }
+        }
+    }
+    fs::write(root.join("virtio-win_license.txt"), "placeholder\n").expect("license");
+    root
+}
+
+/// The fake virtio-win tree as an ISO (`genisoimage`, Joliet and Rock
+/// Ridge, as the real ISO), for `--virtio-win ISO`.
+pub fn fake_virtio_win_iso(dir: &Path) -> PathBuf {
+    let tree = fake_virtio_win(dir);
+    let iso = dir.join("virtio-win.iso");
+    let st = Command::new("genisoimage")
+        .args(["-quiet", "-J", "-R", "-V", "virtio-win", "-o"])
+        .arg(&iso)
+        .arg(&tree)
+        .status()
+        .expect("running genisoimage (cargo xtask deps installs it)");
+    assert!(st.success(), "genisoimage failed");
+    iso
+}
+
+/// Runs guestfish on `image` (read-only unless `rw`, the guest's
+/// filesystems mounted, TCG) with `script` on its stdin; returns its output.
+pub fn guestfish(image: &Path, rw: bool, script: &str) -> String {
+    let out = Command::new("guestfish")
+        .arg(if rw { "--rw" } else { "--ro" })
+        .arg("-a")
+        .arg(image)
+        .arg("-i")
+        .env("LIBGUESTFS_BACKEND_SETTINGS", "force_tcg")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(script.as_bytes())?;
+            c.wait_with_output()
+        })
+        .expect("running guestfish");
+    assert!(
+        out.status.success(),
+        "guestfish failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

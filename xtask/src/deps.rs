@@ -14,7 +14,7 @@ use anyhow::{bail, Result};
 use crate::run;
 
 /// Installed from bookworm-backports.
-const BACKPORTS: &[&str] = &["qemu-system-x86", "qemu-utils"];
+const BACKPORTS: &[&str] = &["qemu-system-x86", "qemu-utils", "rhsrvany"];
 
 /// Installed from the main suite. `linux-image-amd64`: the libguestfs
 /// appliance boots the host's kernel. `debootstrap`: the Debian test guests.
@@ -45,6 +45,14 @@ const MAIN: &[&str] = &[
     "zstd",
     "fdisk",
     "e2fsprogs",
+    // Windows guests: NTFS in the appliance (ntfs-3g), the phony guests'
+    // hives compiled and the converted ones exported (hivexregedit), the
+    // fake virtio-win ISO (genisoimage) and its unpacking (bsdtar).
+    "ntfs-3g",
+    "libwin-hivex-perl",
+    "libhivex-bin",
+    "genisoimage",
+    "libarchive-tools",
 ];
 
 const BACKPORTS_FILE: &str = "/etc/apt/sources.list.d/xen2kvm-backports.sources";

@@ -112,6 +112,8 @@ const TEST_IMAGES: &[&str] = &[
     "sles12sp5-xenpv",
     "sles15sp5-xenpv",
     "rhel6-xenpv",
+    "win2003-xenpv",
+    "win2008r2-xenpv",
 ];
 
 fn test() -> Result<()> {

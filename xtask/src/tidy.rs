@@ -28,12 +28,14 @@ const PURE: &[&str] = &[
     "xen2kvm-bootcheck",
     "xen2kvm-domxml",
     "xen2kvm-diskcopy",
+    "xen2kvm-windows",
 ];
 
 /// The files allowed to name the `guestfs` crate.
 const GUESTFS_FILES: &[&str] = &[
     "crates/inspector/src/guest.rs",
     "crates/inspector/src/error.rs",
+    "crates/inspector/src/windows.rs",
 ];
 
 /// Every check: the source checks, then the ones that run cargo.
@@ -129,6 +131,14 @@ fn source_problems(root: &Path) -> Result<Vec<String>> {
             ));
         }
     }
+    for rule in xen2kvm_windows::plan::RULES {
+        if !goldens.contains(&format!("[{}]", rule.as_str())) {
+            problems.push(format!(
+                "Windows rule {}: no golden file shows it (tests/expected/convert, crates/windows/tests/golden)",
+                rule.as_str()
+            ));
+        }
+    }
     let arch =
         fs::read_to_string(root.join("ARCHITECTURE.md")).context("reading ARCHITECTURE.md")?;
     for e in fs::read_dir(root.join("crates"))? {
@@ -165,7 +175,11 @@ fn source_problems(root: &Path) -> Result<Vec<String>> {
 /// All golden files' text, concatenated.
 fn golden_text(root: &Path) -> Result<String> {
     let mut files = Vec::new();
-    for dir in ["tests/expected/convert", "crates/editor/test_data"] {
+    for dir in [
+        "tests/expected/convert",
+        "crates/editor/test_data",
+        "crates/windows/tests/golden",
+    ] {
         all_files(&root.join(dir), &mut files)?;
     }
     let mut text = String::new();

@@ -15,7 +15,7 @@ use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use xen2kvm_editor::{self as editor, Change, Ctx, Plan, Runner, RULES};
 use xen2kvm_inspector::facts::{self, Facts, Verdict};
-use xen2kvm_inspector::{Guest, OpenOptions};
+use xen2kvm_inspector::{Guest, OpenOptions, Opened};
 use xen2kvm_journal as journal;
 
 use crate::interrupt::{self, Policy};
@@ -65,6 +65,8 @@ pub(crate) struct Args {
     /// enX0) is pinned to it. Without it, the n-th virtio NIC is.
     #[arg(long, value_name = "MAC", value_parser = mac_address)]
     mac: Vec<String>,
+    #[command(flatten)]
+    windows: crate::windows::WinArgs,
     /// Print a JSON document (schema in docs/json.md) instead of text.
     #[arg(long)]
     json: bool,
@@ -254,6 +256,7 @@ fn run_inner(args: &Args) -> Result<Exit> {
         resume: args.resume,
         source_disks: &args.disks,
         quiet: args.json,
+        windows: &args.windows,
     };
     let exit = convert_disks(&job, &mut report, &mut times)?;
     if exit == Exit::Ok {
@@ -287,6 +290,8 @@ pub(crate) struct Job<'a> {
     pub(crate) source_disks: &'a [PathBuf],
     /// No progress lines on stderr.
     pub(crate) quiet: bool,
+    /// `--virtio-win`, `--ide` (Windows guests).
+    pub(crate) windows: &'a crate::windows::WinArgs,
 }
 
 /// Converts `job.disks`, filling `report` (printed by the caller): the
@@ -301,7 +306,7 @@ pub(crate) fn convert_disks(job: &Job<'_>, report: &mut Report, times: &mut Time
     };
     progress("launching the appliance");
     let t = Instant::now();
-    let opened = Guest::open(
+    let opened = Guest::open_any(
         job.disks,
         &OpenOptions {
             readonly: matches!(mode, Mode::DryRun),
@@ -314,7 +319,14 @@ pub(crate) fn convert_disks(job: &Job<'_>, report: &mut Report, times: &mut Time
             "while launching the appliance; partial outputs were removed, the source was not changed",
         ));
     }
-    let guest = opened?;
+    let guest = match opened? {
+        Opened::Linux(g) => g,
+        Opened::Windows(w) => {
+            let _appliance = w.pid().map(interrupt::child);
+            times.appliance = t.elapsed();
+            return crate::windows::convert(job, w, report, times);
+        }
+    };
     let _appliance = guest.pid().map(interrupt::child);
     times.appliance = t.elapsed();
 
@@ -571,8 +583,8 @@ pub(crate) fn partial_path(out: &Path) -> PathBuf {
 pub(crate) struct Times {
     copy: Duration,
     appliance: Duration,
-    inspect: Duration,
-    edits: Duration,
+    pub(crate) inspect: Duration,
+    pub(crate) edits: Duration,
     initrd: Duration,
     grub: Duration,
 }
@@ -628,7 +640,7 @@ pub(crate) struct Report {
     root: String,
     os: String,
     kernel: Option<String>,
-    result: &'static str,
+    pub(crate) result: &'static str,
     pub(crate) error: Option<String>,
     changes: Vec<JsonChange>,
     files: Vec<JsonFile>,
@@ -636,7 +648,7 @@ pub(crate) struct Report {
     steps: Vec<JsonStep>,
     warnings: Vec<JsonChange>,
     done: Vec<String>,
-    residue: Vec<String>,
+    pub(crate) residue: Vec<String>,
     /// The in-place journal (guest path) of this conversion, kept after
     /// success so that `xen2kvm revert` can undo it.
     journal: Option<String>,
@@ -648,6 +660,10 @@ pub(crate) struct Report {
     /// The signal that interrupted the run.
     signal: Option<&'static str>,
     seconds: Option<Seconds>,
+    /// A Windows guest's plan: registry values and files, the domain's
+    /// disk bus and NIC model.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    windows: Option<crate::windows::JsonWindowsPlan>,
 }
 
 impl Report {
@@ -674,7 +690,65 @@ impl Report {
             resumed: Vec::new(),
             signal: None,
             seconds: None,
+            windows: None,
         }
+    }
+
+    /// A Windows guest's identity.
+    pub(crate) fn set_windows_facts(&mut self, f: &xen2kvm_windows::facts::WinFacts, root: &str) {
+        root.clone_into(&mut self.root);
+        self.os = format!("{} ({})", f.release(), f.base.product);
+    }
+
+    /// A Windows guest's plan: each file and value is a change.
+    pub(crate) fn set_windows_plan(&mut self, p: &xen2kvm_windows::plan::Plan) {
+        for a in &p.files {
+            let from = match &a.source {
+                xen2kvm_windows::plan::Source::Tree(t) => format!("from virtio-win {t}"),
+                xen2kvm_windows::plan::Source::Host(h) => format!("from {}", h.display()),
+                xen2kvm_windows::plan::Source::Text(_) => "written by xen2kvm".to_owned(),
+            };
+            self.changes.push(JsonChange {
+                rule: a.rule.as_str(),
+                target: a.dest.clone(),
+                what: format!("added ({from})"),
+            });
+        }
+        for e in &p.edits {
+            self.changes.push(JsonChange {
+                rule: e.rule.as_str(),
+                target: e.full_key(),
+                what: format!(
+                    "{} = {} ({})",
+                    if e.name.is_empty() { "@" } else { &e.name },
+                    e.value,
+                    e.old
+                        .as_ref()
+                        .map_or_else(|| "new".to_owned(), |o| format!("was {o}"))
+                ),
+            });
+        }
+        self.warnings = p
+            .warnings
+            .iter()
+            .map(|w| JsonChange {
+                rule: "windows",
+                target: String::new(),
+                what: w.clone(),
+            })
+            .collect();
+    }
+
+    /// What the domain of a converted Windows guest needs.
+    pub(crate) fn windows_domain(&self) -> Option<xen2kvm_domxml::Windows> {
+        self.windows
+            .as_ref()
+            .map(crate::windows::JsonWindowsPlan::domain)
+    }
+
+    /// The Windows facts and plan for the JSON report.
+    pub(crate) fn set_windows_json(&mut self, j: crate::windows::JsonWindowsPlan) {
+        self.windows = Some(j);
     }
 
     fn set_facts(&mut self, f: &Facts, root: &str) {
@@ -786,6 +860,20 @@ impl Report {
         println!("guest: {} (root {})", self.os, self.root);
         if let Some(k) = &self.kernel {
             println!("kernel: {k}");
+        }
+        if let Some(w) = &self.windows {
+            println!(
+                "domain: disk bus {}, NIC {} ({})",
+                w.disk_bus(),
+                w.nic(),
+                w.release()
+            );
+        }
+        if self.mode == "dry-run" && self.windows.is_some() && !self.changes.is_empty() {
+            println!("would change:");
+            for c in &self.changes {
+                println!("  [{}] {}: {}", c.rule, c.target, c.what);
+            }
         }
         if self.mode == "dry-run" {
             for f in &self.files {

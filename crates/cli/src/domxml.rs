@@ -49,12 +49,31 @@ pub(crate) struct Args {
     /// Convert a domain whose type is not xen.
     #[arg(long)]
     force: bool,
+    /// The guest is Windows of this version (`5.2` Server 2003, `6.1` 2008
+    /// R2): machine, clock and enlightenments for it (see `convert`'s
+    /// report for its disk bus and NIC model).
+    #[arg(long, value_name = "MAJOR.MINOR", value_parser = windows_version)]
+    windows: Option<(u32, u32)>,
+    /// With --windows: the disk bus it boots from (virtio after its
+    /// conversion installed viostor; ide with `convert --ide`).
+    #[arg(long, value_parser = ["virtio", "ide"], default_value = "virtio", requires = "windows")]
+    disk_bus: String,
+    /// With --windows: the NIC model it has a driver for.
+    #[arg(long, value_parser = ["virtio", "e1000", "rtl8139"], default_value = "virtio", requires = "windows")]
+    nic_model: String,
     /// List the rules and exit.
     #[arg(long)]
     list: bool,
     /// Print a JSON summary (schema in docs/json.md); the XML goes to -o, or into the JSON.
     #[arg(long)]
     json: bool,
+}
+
+/// `--windows`'s parser: `MAJOR.MINOR`.
+fn windows_version(s: &str) -> std::result::Result<(u32, u32), String> {
+    let bad = || format!("{s:?}: expected MAJOR.MINOR, like 5.2 (Server 2003) or 6.1 (2008 R2)");
+    let (a, b) = s.split_once('.').ok_or_else(bad)?;
+    Ok((a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?))
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -152,6 +171,11 @@ pub(crate) fn run(args: Args) -> Result<Exit> {
         no_video: args.no_video,
         force: args.force,
         probe_format: &probe_format,
+        windows: args.windows.map(|version| dx::Windows {
+            version,
+            disk_bus: args.disk_bus.clone(),
+            nic: args.nic_model.clone(),
+        }),
     };
     let src = input.display();
     let mut warnings = Vec::new();

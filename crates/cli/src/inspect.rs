@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 use xen2kvm_editor::{self as editor, Ctx};
 use xen2kvm_inspector::facts::{self, Avail, Facts, Verdict};
-use xen2kvm_inspector::{Guest, OpenOptions};
+use xen2kvm_inspector::{Guest, OpenOptions, Opened};
 
 use crate::Exit;
 
@@ -22,6 +22,8 @@ pub(crate) struct Args {
     /// Disk format of every disk (raw, qcow2, …); detected from the first disk when omitted.
     #[arg(long)]
     format: Option<String>,
+    #[command(flatten)]
+    windows: crate::windows::WinArgs,
     /// Print a JSON document (schema in docs/json.md) instead of text.
     #[arg(long)]
     json: bool,
@@ -36,14 +38,19 @@ pub(crate) fn run(args: Args) -> Result<Exit> {
         Some(f) => f.clone(),
         None => crate::image::info(&args.disks[0])?.format,
     };
-    let guest = Guest::open(
+    let guest = match Guest::open_any(
         &args.disks,
         &OpenOptions {
             readonly: true,
             format: Some(format),
             root: args.root.clone(),
         },
-    )?;
+    )? {
+        Opened::Linux(g) => g,
+        Opened::Windows(w) => {
+            return crate::windows::inspect(w, &args.disks, args.json, &args.windows)
+        }
+    };
     let f = guest.facts()?;
     let info = guest.root().clone();
     // The verdict is the conversion's own plan, on the read-only guest.

@@ -17,6 +17,7 @@ mod interrupt;
 mod lock;
 mod migrate;
 mod revert;
+mod windows;
 
 use std::process::ExitCode;
 

@@ -40,6 +40,19 @@ pub struct Options<'a> {
     pub force: bool,
     /// The format of a disk image, read from the image (`None`: unreadable).
     pub probe_format: &'a dyn Fn(&str) -> Option<String>,
+    /// A Windows guest (what its conversion decided): the `windows` rule.
+    pub windows: Option<Windows>,
+}
+
+/// What the domain of a Windows guest needs (from its conversion).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Windows {
+    /// Major and minor version (`5.2`: Server 2003, `6.1`: 2008 R2).
+    pub version: (u32, u32),
+    /// The disk bus the guest can boot from (`virtio` or `ide`).
+    pub disk_bus: String,
+    /// The NIC model it has a driver for (`virtio`, `e1000`, `rtl8139`).
+    pub nic: String,
 }
 
 impl<'a> Options<'a> {
@@ -59,6 +72,7 @@ impl<'a> Options<'a> {
             no_video: false,
             force: false,
             probe_format,
+            windows: None,
         }
     }
 }

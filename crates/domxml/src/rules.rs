@@ -19,12 +19,13 @@ pub const RULES: &[(&str, &str)] = &[
     ("boot-dev", "add <boot dev='hd'/> when nothing says what to boot"),
     ("direct-boot", "remove PV direct kernel boot (kernel/initrd/cmdline on the Xen host), unless --keep-direct-boot"),
     ("emulator", "devices/emulator -> the host's QEMU"),
-    ("disk", "driver qemu with the image format; xvdX/hdX/sdX -> vdX on bus virtio (drive addresses removed); cdroms and floppies on ide/fdc"),
-    ("interface", "model virtio; remove <script> and vif*/vnet*/veth* targets; a bridge with no source is Xen's default xenbr0; --bridge/--network mappings"),
+    ("disk", "driver qemu with the image format; xvdX/hdX/sdX -> vdX on bus virtio (drive addresses removed), or hdX on ide for a Windows guest without a virtio driver; cdroms and floppies on ide/fdc"),
+    ("interface", "model virtio (a Windows guest: the model it has a driver for); remove <script> and vif*/vnet*/veth* targets; a bridge with no source is Xen's default xenbr0; --bridge/--network mappings"),
     ("console", "remove Xen console and serial; add a pty serial with a console on it"),
     ("input", "input bus xen -> ps2"),
     ("memballoon", "a virtio memballoon"),
     ("video", "a VGA adapter when the domain has no video or graphics device (a KVM domain has one; GRUB's graphical terminal waits for it), unless --no-video"),
+    ("windows", "a Windows guest: i440fx machine (pc), clock localtime with RTC catch-up, no HPET; Hyper-V enlightenments from Windows 2008/Vista (6.0), the Hyper-V clock from 2008 R2/7 (6.1)"),
     ("xen-only", "remove or replace elements that KVM libvirt rejects (hvmloader, xenbus, viridian, xen features, xen video, Xen USB controllers)"),
 ];
 
@@ -85,6 +86,9 @@ pub fn convert_document(mut doc: Document, opts: &Options<'_>) -> Result<Convers
     lifecycle(d, &mut cx);
     xen_only_domain(d, &mut cx);
     features(d, &mut cx);
+    if let Some(w) = &opts.windows {
+        windows(d, w, &mut cx);
+    }
     if d.child("devices").is_none() {
         d.insert_element(None, Element::new("devices", &[]), "\n");
     }
@@ -262,6 +266,87 @@ fn features(d: &mut Element, cx: &mut Cx) {
     }
 }
 
+/// What a Windows guest of its age needs: the i440fx machine (Windows
+/// 2003 has no driver for q35's AHCI and PCIe), local time in the RTC
+/// (Windows keeps local time there), RTC catch-up and a delayed PIT (lost
+/// ticks are replayed), no HPET, and from 6.0 on the Hyper-V
+/// enlightenments Windows uses under any hypervisor that offers them.
+fn windows(d: &mut Element, w: &crate::Windows, cx: &mut Cx) {
+    if let Some(ty) = d.child_mut("os").and_then(|o| o.child_mut("type")) {
+        if ty.attr("machine") != Some("pc") {
+            ty.set_attr("machine", "pc");
+            cx.change("windows", "machine pc (i440fx)");
+        }
+    }
+    if w.version >= (6, 0) {
+        let f = d.child_mut("features").expect("features exists");
+        if f.child("hyperv").is_none() {
+            let mut hv = Element::new("hyperv", &[("mode", "custom")]);
+            hv.insert_element(None, Element::new("relaxed", &[("state", "on")]), "\n    ");
+            hv.insert_element(None, Element::new("vapic", &[("state", "on")]), "\n    ");
+            hv.insert_element(
+                None,
+                Element::new("spinlocks", &[("state", "on"), ("retries", "8191")]),
+                "\n    ",
+            );
+            f.insert_element(None, hv, "\n  ");
+            cx.change(
+                "windows",
+                "Hyper-V enlightenments (relaxed, vapic, spinlocks)",
+            );
+        }
+    }
+    let mut timers = vec![
+        ("rtc", vec![("tickpolicy", "catchup")]),
+        ("pit", vec![("tickpolicy", "delay")]),
+        ("hpet", vec![("present", "no")]),
+    ];
+    if w.version >= (6, 1) {
+        timers.push(("hypervclock", vec![("present", "yes")]));
+    }
+    let clock_ok = d.child("clock").is_some_and(|c| {
+        c.attr("offset") == Some("localtime")
+            && timers.iter().all(|(n, _)| {
+                c.elements()
+                    .any(|t| t.name == "timer" && t.attr("name") == Some(n))
+            })
+    });
+    if !clock_ok {
+        let old = d
+            .child("clock")
+            .and_then(|c| c.attr("offset"))
+            .unwrap_or("utc")
+            .to_owned();
+        let at = d.elements().position(|e| e.name == "clock").or_else(|| {
+            d.elements().position(|e| {
+                matches!(
+                    e.name.as_str(),
+                    "on_poweroff" | "on_reboot" | "on_crash" | "pm" | "devices"
+                )
+            })
+        });
+        d.remove_children(|e| e.name == "clock");
+        let mut clock = Element::new("clock", &[("offset", "localtime")]);
+        for (name, attrs) in &timers {
+            let mut a = vec![("name", *name)];
+            a.extend(attrs.iter().copied());
+            clock.insert_element(None, Element::new("timer", &a), "\n  ");
+        }
+        d.insert_element(at, clock, "\n");
+        cx.change(
+            "windows",
+            format!(
+                "clock {old} -> localtime, timers {}",
+                timers
+                    .iter()
+                    .map(|(n, _)| *n)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        );
+    }
+}
+
 /// QEMU refuses `preserve` on power-off and reboot, and Xen's
 /// `rename-restart` anywhere (`preserve` on crash it accepts).
 fn lifecycle(d: &mut Element, cx: &mut Cx) {
@@ -376,6 +461,17 @@ fn disks(devices: &mut Element, opts: &Options<'_>, cx: &mut Cx) -> Result<(), E
         .map(str::to_owned)
         .collect();
     let mut used_hd: BTreeSet<String> = BTreeSet::new();
+    let ide = opts.windows.as_ref().is_some_and(|w| w.disk_bus == "ide");
+    if ide {
+        used_hd = devices
+            .elements()
+            .filter(|e| e.name == "disk")
+            .filter_map(|e| e.child("target").and_then(|t| t.attr("dev")))
+            .filter(|d| d.starts_with("hd"))
+            .map(str::to_owned)
+            .collect();
+    }
+    let (disk_prefix, disk_bus) = if ide { ("hd", "ide") } else { ("vd", "virtio") };
     for disk in devices.elements_mut().filter(|e| e.name == "disk") {
         let device = disk.attr("device").unwrap_or("disk").to_owned();
         let Some(target) = disk.child("target") else {
@@ -407,11 +503,16 @@ fn disks(devices: &mut Element, opts: &Options<'_>, cx: &mut Cx) -> Result<(), E
                     disk.insert_element(at, Element::new("source", &[("file", &path)]), "\n    ");
                     cx.change("disk", format!("disk {dev}: source -> {path}"));
                 }
-                let new = if dev.starts_with("vd") {
+                let new = if dev.starts_with(disk_prefix) {
                     dev.clone()
                 } else {
-                    let (l, part) = letters_after(&dev, &["xvd", "hd", "sd"]).unwrap_or(("a", ""));
-                    let new = free_name("vd", l, &mut used);
+                    let (l, part) =
+                        letters_after(&dev, &["xvd", "hd", "sd", "vd"]).unwrap_or(("a", ""));
+                    let new = if ide {
+                        free_name("hd", l, &mut used_hd)
+                    } else {
+                        free_name("vd", l, &mut used)
+                    };
                     if !part.is_empty() {
                         cx.warnings.push(format!(
                             "disk {dev} was given to the Xen guest as a partition; under KVM it is the whole disk {new}: its filesystem has no partition table, so the guest's /dev/{dev} is /dev/{new}"
@@ -420,13 +521,13 @@ fn disks(devices: &mut Element, opts: &Options<'_>, cx: &mut Cx) -> Result<(), E
                     new
                 };
                 let t = disk.child_mut("target").expect("target exists");
-                if dev != new || bus != "virtio" {
+                if dev != new || bus != disk_bus {
                     t.set_attr("dev", &new);
-                    t.set_attr("bus", "virtio");
+                    t.set_attr("bus", disk_bus);
                     cx.change(
                         "disk",
                         format!(
-                            "disk {dev} ({}) -> {new} (virtio)",
+                            "disk {dev} ({}) -> {new} ({disk_bus})",
                             if bus.is_empty() { "no bus" } else { &bus }
                         ),
                     );
@@ -434,14 +535,21 @@ fn disks(devices: &mut Element, opts: &Options<'_>, cx: &mut Cx) -> Result<(), E
                 t.remove_attr("tray");
                 // A drive address (IDE/SCSI unit) on a virtio disk is
                 // refused; libvirt gives it a PCI address.
-                for gone in
-                    disk.remove_children(|e| e.name == "address" && e.attr("type") != Some("pci"))
-                {
+                let wrong_address = |e: &Element| {
+                    e.name == "address"
+                        && if ide {
+                            e.attr("type") != Some("drive")
+                        } else {
+                            e.attr("type") != Some("pci")
+                        }
+                };
+                for gone in disk.remove_children(wrong_address) {
                     cx.change(
                         "disk",
                         format!(
-                            "disk {new}: removed <address type='{}'> (a virtio disk has a PCI address)",
-                            gone.attr("type").unwrap_or("")
+                            "disk {new}: removed <address type='{}'> (a {disk_bus} disk has {} address)",
+                            gone.attr("type").unwrap_or(""),
+                            if ide { "a drive" } else { "a PCI" }
                         ),
                     );
                 }
@@ -577,12 +685,13 @@ fn interfaces(devices: &mut Element, opts: &Options<'_>, cx: &mut Cx) {
                 );
             }
         }
-        nic_rules(nic, &mac, cx);
+        let model = opts.windows.as_ref().map_or("virtio", |w| w.nic.as_str());
+        nic_rules(nic, &mac, model, cx);
     }
 }
 
 /// The per-interface rules that do not depend on the network mapping.
-fn nic_rules(nic: &mut Element, mac: &str, cx: &mut Cx) {
+fn nic_rules(nic: &mut Element, mac: &str, model: &str, cx: &mut Cx) {
     for gone in nic.remove_children(|e| e.name == "script") {
         cx.change(
             "interface",
@@ -622,18 +731,18 @@ fn nic_rules(nic: &mut Element, mac: &str, cx: &mut Cx) {
         );
     }
     match nic.child_mut("model") {
-        Some(m) if m.attr("type") == Some("virtio") => {}
+        Some(m) if m.attr("type") == Some(model) => {}
         Some(m) => {
             let old = m.attr("type").unwrap_or("").to_owned();
-            m.set_attr("type", "virtio");
+            m.set_attr("type", model);
             cx.change(
                 "interface",
-                format!("interface {mac}: model {old} -> virtio"),
+                format!("interface {mac}: model {old} -> {model}"),
             );
         }
         None => {
-            nic.insert_element(None, Element::new("model", &[("type", "virtio")]), "\n    ");
-            cx.change("interface", format!("interface {mac}: model virtio"));
+            nic.insert_element(None, Element::new("model", &[("type", model)]), "\n    ");
+            cx.change("interface", format!("interface {mac}: model {model}"));
         }
     }
 }

@@ -11,7 +11,9 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use xen2kvm_domxml::{convert, convert_document, xl, Conversion, NetMap, NetTarget, Options};
+use xen2kvm_domxml::{
+    convert, convert_document, xl, Conversion, NetMap, NetTarget, Options, Windows,
+};
 
 const EMULATOR: &str = "/usr/bin/qemu-system-x86_64";
 
@@ -43,6 +45,17 @@ fn options_from(input: &str) -> Options<'static> {
             "force" => o.force = true,
             "on" => o.name = Some(val()),
             "arch" => o.arch = Some(val()),
+            "windows" => {
+                let v = val();
+                let (a, b) = v.split_once('.').unwrap();
+                o.windows = Some(Windows {
+                    version: (a.parse().unwrap(), b.parse().unwrap()),
+                    disk_bus: "virtio".to_owned(),
+                    nic: "virtio".to_owned(),
+                });
+            }
+            "disk-bus" => o.windows.as_mut().expect("windows first").disk_bus = val(),
+            "nic-model" => o.windows.as_mut().expect("windows first").nic = val(),
             "disk" => {
                 let v = val();
                 let (t, p) = v.split_once('=').unwrap();

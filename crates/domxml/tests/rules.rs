@@ -48,6 +48,7 @@ fn clone_opts<'a>(o: &Options<'a>) -> Options<'a> {
         disks: o.disks.clone(),
         keep_direct_boot: o.keep_direct_boot,
         no_video: o.no_video,
+        windows: o.windows.clone(),
         force: o.force,
         probe_format: o.probe_format,
     }

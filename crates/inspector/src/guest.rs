@@ -40,6 +40,14 @@ pub struct RootInfo {
     pub mount_failures: Vec<String>,
 }
 
+/// A guest opened by [`Guest::open_any`].
+pub enum Opened {
+    /// A Linux guest (what [`Guest::open`] returns).
+    Linux(Guest),
+    /// A Windows guest.
+    Windows(crate::windows::WindowsGuest),
+}
+
 /// A guest's disks in a running appliance, with its root mounted at `/`.
 pub struct Guest {
     g: Handle,
@@ -51,6 +59,19 @@ impl Guest {
     /// Launches the appliance with `disks`, inspects them and mounts the
     /// chosen root's filesystems (read-only when `opts.readonly`).
     pub fn open(disks: &[PathBuf], opts: &OpenOptions) -> Result<Guest> {
+        match Guest::open_any(disks, opts)? {
+            Opened::Linux(g) => Ok(g),
+            Opened::Windows(w) => {
+                let what = format!("windows ({})", w.base().product);
+                // Closing a read-only look cannot lose anything.
+                let _ = w.close();
+                Err(Error::NotLinux(what))
+            }
+        }
+    }
+
+    /// Like [`Guest::open`], for a Linux or a Windows guest.
+    pub fn open_any(disks: &[PathBuf], opts: &OpenOptions) -> Result<Opened> {
         for d in disks {
             std::fs::File::open(d)
                 .map_err(|e| Error::Disk(format!("cannot open disk {}: {e}", d.display())))?;
@@ -92,16 +113,24 @@ impl Guest {
         let os_type = g
             .inspect_get_type(&device)
             .map_err(gerr("inspect_get_type", &device))?;
+        if os_type == "windows" {
+            return Ok(Opened::Windows(crate::windows::WindowsGuest::new(
+                g,
+                &device,
+                disks,
+                opts.readonly,
+            )?));
+        }
         if os_type != "linux" {
             let product = g.inspect_get_product_name(&device).unwrap_or_default();
             return Err(Error::NotLinux(format!("{os_type} ({product})")));
         }
         let root = describe_and_mount(&g, &device, opts.readonly)?;
-        Ok(Guest {
+        Ok(Opened::Linux(Guest {
             g,
             root,
             disks: disks.to_vec(),
-        })
+        }))
     }
 
     /// What inspection found about the mounted root.

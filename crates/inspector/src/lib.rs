@@ -21,12 +21,14 @@ pub mod facts;
 mod guest;
 pub mod initrd;
 pub mod network;
+#[cfg(feature = "appliance")]
+pub mod windows;
 pub mod xen;
 
 #[cfg(feature = "appliance")]
 pub use error::{Error, Result};
 #[cfg(feature = "appliance")]
-pub use guest::{Guest, OpenOptions, RootInfo};
+pub use guest::{Guest, OpenOptions, Opened, RootInfo};
 
 /// Sets libguestfs' backend settings from the environment, falling back to
 /// TCG unless `XEN2KVM_APPLIANCE_KVM=1` says the host's KVM works.

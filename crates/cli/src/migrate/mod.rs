@@ -143,6 +143,8 @@ pub(crate) struct Args {
     /// finished (its outputs must have been removed).
     #[arg(long)]
     again: bool,
+    #[command(flatten)]
+    windows: crate::windows::WinArgs,
     /// Print the report as one JSON document (docs/json.md).
     #[arg(long, conflicts_with = "machine_readable")]
     json: bool,
@@ -940,7 +942,11 @@ fn job(args: &Args, ev: &mut Events, report: &mut Report) -> Result<Exit> {
 
     // domain
     ev.start("domain");
-    let conv = translate(args, &domain, &disks, &outputs, &out_format, &name)?;
+    let windows = report
+        .conversion
+        .as_ref()
+        .and_then(convert::Report::windows_domain);
+    let conv = translate(args, &domain, &disks, &outputs, &out_format, &name, windows)?;
     for w in &conv.warnings {
         ev.warn(w);
         report.warnings.push(w.clone());
@@ -1317,6 +1323,7 @@ fn translate(
     outputs: &[PathBuf],
     out_format: &str,
     name: &str,
+    windows: Option<dx::Windows>,
 ) -> Result<dx::Conversion> {
     let mut nets = crate::domxml::parse_maps(&args.bridge, true);
     nets.extend(crate::domxml::parse_maps(&args.network, false));
@@ -1342,6 +1349,7 @@ fn translate(
         no_video: args.no_video,
         force: false,
         probe_format: &probe,
+        windows,
     };
     dx::convert_document(domain.doc.clone(), &opts).context("translating the domain")
 }
@@ -1424,6 +1432,7 @@ fn conversion(
         resume: false,
         source_disks: sources,
         quiet,
+        windows: &args.windows,
     };
     let mut report = convert::Report::new(sources, mode);
     let mut times = convert::Times::default();
@@ -1470,6 +1479,10 @@ fn dry_run(
         report.warnings.push(w);
     }
     ev.start("domain");
+    let windows = report
+        .conversion
+        .as_ref()
+        .and_then(convert::Report::windows_domain);
     let conv = translate(
         args,
         domain,
@@ -1477,6 +1490,7 @@ fn dry_run(
         outputs,
         out_format,
         &report.name.clone(),
+        windows,
     )?;
     report.warnings.extend(conv.warnings.iter().cloned());
     report.domain_changes = conv

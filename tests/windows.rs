@@ -16,7 +16,8 @@
 //!   nothing Xen is left (`inspect` of the result: ready) and the source is
 //!   unchanged; `--ide` installs no driver; in place is refused;
 //! - `migrate` of the 2003 guest's xl.cfg with the drivers as an ISO gives
-//!   a domain with the i440fx machine, local time and virtio devices.
+//!   a domain with the i440fx machine, local time and virtio devices; its
+//!   `--boot-check` is skipped with a warning (it reads a Linux console).
 
 #![allow(clippy::print_stderr)]
 
@@ -381,10 +382,20 @@ fn windows_guests_are_inspected_and_converted_offline() {
         "qcow2",
         "--virtio-win",
         iso.to_str().unwrap(),
+        "--boot-check",
         "--json",
     ]);
     let r = json(&out, &err);
     assert_eq!(code, 0, "{r:#}\n{err}");
+    assert!(r["boot_check"].is_null(), "{r:#}");
+    assert!(
+        r["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| s(w).contains("skipped for a Windows guest")),
+        "{r:#}"
+    );
     assert_eq!(r["conversion"]["result"], "converted", "{r:#}");
     let xml = std::fs::read_to_string(os.join("w2k3-xen.xml")).expect("the domain XML");
     for want in [

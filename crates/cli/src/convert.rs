@@ -202,6 +202,7 @@ fn run_inner(args: &Args) -> Result<Exit> {
         (None, false, true) => Mode::DryRun,
         _ => bail!("say where the result goes: -o OUT (a converted copy), --in-place, or --dry-run (change nothing)"),
     };
+    args.windows.check()?;
     let mut locks = Locks::default();
     let access = match mode {
         Mode::InPlace => Access::Write,

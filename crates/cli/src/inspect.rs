@@ -30,6 +30,7 @@ pub(crate) struct Args {
 }
 
 pub(crate) fn run(args: Args) -> Result<Exit> {
+    args.windows.check()?;
     let mut locks = crate::lock::Locks::default();
     for d in &args.disks {
         locks.take(d, crate::lock::Access::Read, "inspect")?;

@@ -34,6 +34,18 @@ pub(crate) struct WinArgs {
     pub(crate) ide: bool,
 }
 
+impl WinArgs {
+    /// Refuses a `--virtio-win` that does not exist, before the appliance
+    /// is launched (the tree itself is read once the guest is known to be
+    /// Windows).
+    pub(crate) fn check(&self) -> Result<()> {
+        if let Some(p) = &self.virtio_win {
+            std::fs::metadata(p).with_context(|| format!("--virtio-win {}", p.display()))?;
+        }
+        Ok(())
+    }
+}
+
 /// A virtio-win tree: its root on the host and its files.
 pub(crate) struct VirtioWin {
     root: PathBuf,

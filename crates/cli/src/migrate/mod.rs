@@ -662,6 +662,7 @@ fn job(args: &Args, ev: &mut Events, report: &mut Report) -> Result<Exit> {
     if args.input_conn.is_some() && args.input_mode != InputMode::Libvirt {
         bail!("-ic is the connection of -i libvirt");
     }
+    args.windows.check()?;
     let storage = match (args.output_mode, &args.output_storage) {
         (_, Some(s)) => s.clone(),
         (OutputMode::Libvirt, None) => "default".to_owned(),

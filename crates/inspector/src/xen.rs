@@ -138,10 +138,10 @@ pub fn names_block_pattern(line: &str) -> bool {
 }
 
 /// Files that name disks one per field or line (fstab, crypttab, GRUB's
-/// device.map, SUSE's grub_installdevice, initramfs-tools' `RESUME=`, and
+/// device.map, SUSE's grub_installdevice, initramfs-tools' `RESUME=`,
 /// debconf's answers — `grub-pc/install_devices`, where the next `grub-pc`
-/// upgrade installs GRUB): Xen names in them are
-/// [`XenismKind::BlockDevice`].
+/// upgrade installs GRUB —, and the LVM and blkid caches): Xen names in
+/// them are [`XenismKind::BlockDevice`].
 pub const DEVICE_FILES: &[&str] = &[
     "/etc/fstab",
     "/etc/crypttab",
@@ -151,6 +151,13 @@ pub const DEVICE_FILES: &[&str] = &[
     "/etc/default/grub_installdevice",
     "/etc/initramfs-tools/conf.d/resume",
     "/var/cache/debconf/config.dat",
+    // Caches that remember the Xen names: LVM's persistent filter cache
+    // (`valid_devices`, RHEL 5/6 era), LVM's devices file (newer LVM:
+    // `IDNAME=`/`DEVNAME=` of the PVs), and blkid's cache (RHEL 5 and 6).
+    "/etc/lvm/cache/.cache",
+    "/etc/lvm/devices/system.devices",
+    "/etc/blkid.tab",
+    "/etc/blkid/blkid.tab",
 ];
 
 /// mdadm's configuration (its `DEVICE` lines).

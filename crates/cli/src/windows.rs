@@ -12,7 +12,7 @@ use serde::Serialize;
 use xen2kvm_inspector::facts::Verdict;
 use xen2kvm_inspector::windows::WindowsGuest;
 use xen2kvm_windows::facts::WinFacts;
-use xen2kvm_windows::plan::{Options, Plan, Source};
+use xen2kvm_windows::plan::{DiskBus, Options, Plan, Source};
 
 use crate::convert::{Job, Mode, Report, Times};
 use crate::{interrupt, Exit};
@@ -417,7 +417,7 @@ pub(crate) fn convert(
                     .map(|l| format!("still to do: {l}")),
             );
             if !p.is_empty()
-                && p.disk_bus.as_str() == "virtio"
+                && p.disk_bus == DiskBus::Virtio
                 && !after.virtio.ready(after.base.version)
             {
                 left.push("the virtio block driver is not registered to start at boot".to_owned());

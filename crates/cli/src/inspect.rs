@@ -168,6 +168,11 @@ fn print_human(root: &str, arch: &str, f: &Facts, v: &Verdict) {
         };
         println!("  [{}] {at}: {}", x.kind.as_str(), x.text.trim());
     }
+    print_verdict(v);
+}
+
+/// The verdict's lines (Linux and Windows guests).
+pub(crate) fn print_verdict(v: &Verdict) {
     match v {
         Verdict::Ready => println!("verdict: ready (boots under KVM as it is)"),
         Verdict::Needs(n) => {

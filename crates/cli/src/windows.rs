@@ -323,19 +323,7 @@ pub(crate) fn inspect(
         for w in &p.warnings {
             println!("warning: {w}");
         }
-        match &v {
-            Verdict::Ready => println!("verdict: ready (boots under KVM as it is)"),
-            Verdict::Needs(n) => {
-                println!("verdict: needs conversion (xen2kvm convert will):");
-                for item in n {
-                    println!("  - {item}");
-                }
-            }
-            Verdict::Blocked { reason, remedy } => {
-                println!("verdict: blocked: {reason}");
-                println!("  remedy: {remedy}");
-            }
-        }
+        crate::inspect::print_verdict(&v);
     }
     Ok(match v {
         Verdict::Blocked { .. } => Exit::Blocked,
@@ -580,15 +568,7 @@ impl JsonInspect {
                 .xenisms()
                 .iter()
                 .map(|x| {
-                    let key = match x {
-                        xen2kvm_windows::facts::Xenism::PvService(s) => {
-                            format!("HKLM\\SYSTEM\\{}\\Services\\{}", f.control_set, s.name)
-                        }
-                        xen2kvm_windows::facts::Xenism::Filter(c) => format!(
-                            "HKLM\\SYSTEM\\{}\\Control\\Class\\{}",
-                            f.control_set, c.guid
-                        ),
-                    };
+                    let key = x.key(&f.control_set);
                     json!({"kind": x.kind(), "file": key, "line": 0, "text": x.describe(&f.control_set)})
                 })
                 .collect(),

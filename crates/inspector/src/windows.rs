@@ -57,16 +57,14 @@ impl WindowsGuest {
             staged: Vec::new(),
             systemroot,
         };
-        let mut w = WindowsGuest {
+        Ok(WindowsGuest {
             g,
             device: device.to_owned(),
             base,
             hives,
             disks: disks.to_vec(),
             may_write: !readonly,
-        };
-        w.base.staged = w.staged()?;
-        Ok(w)
+        })
     }
 
     /// Mounts the system volume for writing (the disks must have been
@@ -87,7 +85,8 @@ impl WindowsGuest {
         })
     }
 
-    /// What inspection says (product, version, architecture, system root).
+    /// What inspection says (product, version, architecture, system root;
+    /// `staged` is filled by [`WindowsGuest::facts`]).
     pub fn base(&self) -> &Base {
         &self.base
     }
@@ -134,22 +133,10 @@ impl WindowsGuest {
                     }
                 }
             }
-            if let Some(next) = parts.peek() {
-                let _ = next;
-                let is_dir = self
-                    .g
-                    .is_dir(
-                        &out,
-                        IsDirOptArgs {
-                            followsymlinks: Some(false),
-                        },
-                    )
-                    .map_err(gerr("is_dir", &out))?;
-                if !is_dir {
-                    for rest in parts.by_ref() {
-                        out.push('/');
-                        out.push_str(rest);
-                    }
+            if parts.peek().is_some() && !self.is_dir(&out)? {
+                for rest in parts.by_ref() {
+                    out.push('/');
+                    out.push_str(rest);
                 }
             }
         }
@@ -159,6 +146,18 @@ impl WindowsGuest {
         Ok(out)
     }
 
+    /// Whether `path` is a directory (not following a link).
+    fn is_dir(&self, path: &str) -> Result<bool> {
+        self.g
+            .is_dir(
+                path,
+                IsDirOptArgs {
+                    followsymlinks: Some(false),
+                },
+            )
+            .map_err(gerr("is_dir", path))
+    }
+
     /// The files already staged in `%SystemRoot%\Drivers\VirtIO`.
     fn staged(&self) -> Result<Vec<String>> {
         let dir = self.real_path(&format!(
@@ -166,16 +165,7 @@ impl WindowsGuest {
             self.base.systemroot.trim_end_matches('/'),
             plan::STAGE_DIR
         ))?;
-        let is_dir = self
-            .g
-            .is_dir(
-                &dir,
-                IsDirOptArgs {
-                    followsymlinks: Some(false),
-                },
-            )
-            .map_err(gerr("is_dir", &dir))?;
-        if !is_dir {
+        if !self.is_dir(&dir)? {
             return Ok(Vec::new());
         }
         let mut names: Vec<String> = self

@@ -143,11 +143,23 @@ pub enum Xenism {
 }
 
 impl Xenism {
+    /// The registry key where it lives (`HKLM\SYSTEM\ControlSet001\…`).
+    pub fn key(&self, control_set: &str) -> String {
+        match self {
+            Xenism::PvService(s) => {
+                format!("HKLM\\SYSTEM\\{control_set}\\Services\\{}", s.name)
+            }
+            Xenism::Filter(f) => {
+                format!("HKLM\\SYSTEM\\{control_set}\\Control\\Class\\{}", f.guid)
+            }
+        }
+    }
+
     /// One line for reports.
     pub fn describe(&self, control_set: &str) -> String {
         match self {
             Xenism::PvService(s) => format!(
-                "{} driver {} ({}) starts {}: HKLM\\SYSTEM\\{control_set}\\Services\\{}",
+                "{} driver {} ({}) starts {}: {}",
                 s.set.as_str(),
                 s.name,
                 if s.display.is_empty() {
@@ -156,14 +168,14 @@ impl Xenism {
                     &s.display
                 },
                 xen::start_name(s.start),
-                s.name
+                self.key(control_set)
             ),
             Xenism::Filter(f) => format!(
-                "{} of device class {} name {}: HKLM\\SYSTEM\\{control_set}\\Control\\Class\\{}",
+                "{} of device class {} name {}: {}",
                 f.kind.value_name(),
                 f.class,
                 f.xen().join(", "),
-                f.guid
+                self.key(control_set)
             ),
         }
     }

@@ -23,7 +23,7 @@ use std::process::Command;
 use serde_json::Value;
 use xen2kvm_tests::{
     base_fingerprint, boot_check, fingerprint, fingerprint_diff, guestfish, overlay, repo_root,
-    require_image, sha256_file, xen2kvm_bin,
+    require_image, rule_lines, sha256_file, xen2kvm_bin,
 };
 
 /// Runs `xen2kvm convert ARGS --json`; returns the exit code and the report.
@@ -194,23 +194,9 @@ fn phony_golden(name: &str) {
     assert_eq!(report["residue"], serde_json::json!([]), "{report:#}");
     let mut text = String::new();
     text.push_str(&format!("kernel: {}\n== changes\n", s(&report["kernel"])));
-    for c in report["changes"].as_array().unwrap() {
-        text.push_str(&format!(
-            "[{}] {}: {}\n",
-            s(&c["rule"]),
-            s(&c["target"]),
-            s(&c["what"])
-        ));
-    }
+    text.push_str(&rule_lines(&report["changes"]));
     text.push_str("== warnings\n");
-    for c in report["warnings"].as_array().unwrap() {
-        text.push_str(&format!(
-            "[{}] {}: {}\n",
-            s(&c["rule"]),
-            s(&c["target"]),
-            s(&c["what"])
-        ));
-    }
+    text.push_str(&rule_lines(&report["warnings"]));
     let files: Vec<String> = report["files"]
         .as_array()
         .unwrap()

@@ -596,3 +596,22 @@ pub fn guestfish(image: &Path, rw: bool, script: &str) -> String {
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// A convert report's `changes` (or `warnings`) as lines
+/// `[RULE] TARGET: WHAT` (the goldens' form).
+pub fn rule_lines(items: &serde_json::Value) -> String {
+    let s = |v: &serde_json::Value| v.as_str().unwrap_or("").to_owned();
+    items
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| {
+            format!(
+                "[{}] {}: {}\n",
+                s(&c["rule"]),
+                s(&c["target"]),
+                s(&c["what"])
+            )
+        })
+        .collect()
+}

@@ -27,7 +27,7 @@ use std::process::Command;
 use serde_json::Value;
 use xen2kvm_tests::{
     e2e_enabled, fake_virtio_win, fake_virtio_win_iso, guestfish, overlay, repo_root,
-    require_image, schema_errors, sha256_file, xen2kvm_bin,
+    require_image, rule_lines, schema_errors, sha256_file, xen2kvm_bin,
 };
 
 /// Runs xen2kvm; returns the exit code, stdout and stderr.
@@ -171,14 +171,7 @@ fn converted_golden(out: &Path, report: &Value, g: &mut xen2kvm_golden::Goldens,
     );
     let listing = guestfish(out, false, &script);
     let mut text = String::from("== changes\n");
-    for c in report["changes"].as_array().unwrap() {
-        text.push_str(&format!(
-            "[{}] {}: {}\n",
-            s(&c["rule"]),
-            s(&c["target"]),
-            s(&c["what"])
-        ));
-    }
+    text.push_str(&rule_lines(&report["changes"]));
     text.push_str(&listing.replace('\r', "\\r"));
     let cs = s(&w["control_set"]);
     for (hive, prefix, keys) in [

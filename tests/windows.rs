@@ -16,7 +16,8 @@
 //!   nothing Xen is left (`inspect` of the result: ready) and the source is
 //!   unchanged; `--ide` installs no driver; in place is refused;
 //! - `migrate` of the 2003 guest's xl.cfg with the drivers as an ISO gives
-//!   a domain with the i440fx machine, local time and virtio devices; its
+//!   a domain with the i440fx machine, local time and virtio devices, and
+//!   `inspect` of the migrated disk says ready with no Xen-ism; its
 //!   `--boot-check` is skipped with a warning (it reads a Linux console).
 
 #![allow(clippy::print_stderr)]
@@ -407,5 +408,8 @@ fn windows_guests_are_inspected_and_converted_offline() {
     assert_eq!(sha256_file(&src), before, "migrate wrote to the source");
     let migrated = std::path::PathBuf::from(s(&r["disks"][0]["output"]));
     converted_golden(&migrated, &r["conversion"], &mut g, name);
+    let after = inspect(&migrated, &["--virtio-win", iso.to_str().unwrap()], None);
+    assert_eq!(after["verdict"]["status"], "ready", "{after:#}");
+    assert_eq!(after["xenisms"], serde_json::json!([]));
     g.finish();
 }

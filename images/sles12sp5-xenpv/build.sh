@@ -2,7 +2,8 @@
 # Imitates: a SLES 12 SP5 Xen PV guest (pvops kernel-default 4.12.14), GRUB 2
 # in /boot/grub2 with GRUB_DEFAULT=saved, console=hvc0, a dracut.conf.d file
 # adding the Xen drivers, stale DOMU_INITRD_MODULES, a getty@xvc0 link, and a
-# data disk on /dev/xvdb1 in fstab; ext4 root on xvda2.
+# data disk on /dev/xvdc1 in fstab (the domain's second disk is xvdc: a
+# skipped letter, so under KVM it is vdb); ext4 root on xvda2.
 set -euo pipefail
 here="$(dirname "${BASH_SOURCE[0]}")"
 source "$here/../common/phony.sh"
@@ -22,7 +23,7 @@ X
 put /etc/fstab <<X
 UUID=0b7e2d5c-6a41-4f0e-9b6a-3c1f0e8d2a11  swap  swap  defaults  0  0
 UUID=$root  /     ext4  acl,user_xattr  1  1
-/dev/xvdb1  /srv/data  xfs  defaults,nofail  1  2
+/dev/xvdc1  /srv/data  xfs  defaults,nofail  1  2
 X
 kernel "$kver" pvops .ko xz "/boot/initrd-$kver" xen-blkfront xen-netfront
 put /etc/dracut.conf.d/10-xen.conf <<'X'

@@ -15,7 +15,8 @@ use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use xen2kvm_editor::{self as editor, Change, Ctx, Plan, Runner, RULES};
 use xen2kvm_inspector::facts::{self, Facts, Verdict};
-use xen2kvm_inspector::{Guest, OpenOptions, Opened};
+use xen2kvm_inspector::xen::DiskMap;
+use xen2kvm_inspector::{Guest, OpenOptions, Opened, RootInfo};
 use xen2kvm_journal as journal;
 
 use crate::interrupt::{self, Policy};
@@ -65,6 +66,14 @@ pub(crate) struct Args {
     /// enX0) is pinned to it. Without it, the n-th virtio NIC is.
     #[arg(long, value_name = "MAC", value_parser = mac_address)]
     mac: Vec<String>,
+    /// The Xen name of a disk, as the domain config gives it (repeatable,
+    /// for every disk or none): `--target xvda=root.img --target
+    /// xvdc=data.img`, `--target xvda2=disk.img` for one image per
+    /// partition (xen-tools). Under KVM the guest names its disks in order
+    /// (`vda`, `vdb`, …), so its Xen names are mapped by that order
+    /// (`xvdc1` is then `vdb1`); without it, letters are kept.
+    #[arg(long, value_name = "XEN=DISK", value_parser = target_arg)]
+    target: Vec<(String, PathBuf)>,
     #[command(flatten)]
     windows: crate::windows::WinArgs,
     /// Print a JSON document (schema in docs/json.md) instead of text.
@@ -157,6 +166,50 @@ fn rule_name(s: &str) -> Result<String, String> {
     }
 }
 
+/// `--target XEN=DISK`.
+fn target_arg(s: &str) -> Result<(String, PathBuf), String> {
+    let (name, disk) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?}: say XEN=DISK (xvda2=disk.img)"))?;
+    DiskMap::from_targets(&[name])?;
+    Ok((name.to_owned(), PathBuf::from(disk)))
+}
+
+/// The disk map of `--target`: every disk named once, in the disks' order.
+pub(crate) fn disk_map(disks: &[PathBuf], targets: &[(String, PathBuf)]) -> Result<DiskMap> {
+    if targets.is_empty() {
+        return Ok(DiskMap::default());
+    }
+    let same = |a: &Path, b: &Path| {
+        a == b || matches!((a.canonicalize(), b.canonicalize()), (Ok(x), Ok(y)) if x == y)
+    };
+    for (name, disk) in targets {
+        if !disks.iter().any(|d| same(d, disk)) {
+            bail!(
+                "--target {name}={}: not one of the disks given",
+                disk.display()
+            );
+        }
+    }
+    let mut names = Vec::new();
+    for d in disks {
+        let mine: Vec<&String> = targets
+            .iter()
+            .filter(|(_, t)| same(d, t))
+            .map(|(n, _)| n)
+            .collect();
+        match mine[..] {
+            [name] => names.push(name.clone()),
+            [] => bail!(
+                "disk {} has no --target: give every disk its Xen name, or none",
+                d.display()
+            ),
+            _ => bail!("disk {} has several --target names", d.display()),
+        }
+    }
+    DiskMap::from_targets(&names).map_err(anyhow::Error::msg)
+}
+
 /// Partial outputs of copy mode, removed unless the conversion succeeds.
 struct Partials(Vec<PathBuf>);
 
@@ -203,6 +256,7 @@ fn run_inner(args: &Args) -> Result<Exit> {
         _ => bail!("say where the result goes: -o OUT (a converted copy), --in-place, or --dry-run (change nothing)"),
     };
     args.windows.check()?;
+    let disk_map = disk_map(&args.disks, &args.target)?;
     let mut locks = Locks::default();
     let access = match mode {
         Mode::InPlace => Access::Write,
@@ -254,6 +308,7 @@ fn run_inner(args: &Args) -> Result<Exit> {
         root: args.root.clone(),
         skip: &args.skip,
         macs: &macs,
+        disk_map: &disk_map,
         resume: args.resume,
         source_disks: &args.disks,
         quiet: args.json,
@@ -286,6 +341,8 @@ pub(crate) struct Job<'a> {
     pub(crate) skip: &'a [String],
     /// The KVM domain's NIC MACs, in order (see `Ctx::macs`).
     pub(crate) macs: &'a [Option<String>],
+    /// Which virtio disk each Xen disk becomes (see `Ctx::disks`).
+    pub(crate) disk_map: &'a DiskMap,
     pub(crate) resume: bool,
     /// The source disks, as the user named them (for messages).
     pub(crate) source_disks: &'a [PathBuf],
@@ -353,7 +410,7 @@ pub(crate) fn convert_disks(job: &Job<'_>, report: &mut Report, times: &mut Time
     let boot_disk = guest.boot_disk()?;
     times.inspect = t.elapsed();
 
-    report.set_facts(&f, &guest.root().device);
+    report.set_facts(&f, guest.root());
     report.resumed = resumed;
     if let Some(Verdict::Blocked { reason, remedy }) = facts::blocked(&f) {
         guest.close()?;
@@ -367,9 +424,16 @@ pub(crate) fn convert_disks(job: &Job<'_>, report: &mut Report, times: &mut Time
         boot_disk: Some(boot_disk),
         skip: job.skip,
         macs: job.macs,
+        disks: job.disk_map,
     };
     let plan = editor::plan(&guest, &ctx).context("planning the conversion")?;
     report.set_plan(&plan);
+    report.disk_names = job
+        .disk_map
+        .pairs()
+        .into_iter()
+        .map(|(xen, kvm)| JsonDiskName { xen, kvm })
+        .collect();
 
     // A result that could not boot is never written, let alone reported as
     // converted: the guest needs something first.
@@ -518,6 +582,7 @@ fn residue(guest: &Guest, ctx: &Ctx<'_>) -> Result<Vec<String>> {
             boot_disk: ctx.boot_disk.clone(),
             skip: ctx.skip,
             macs: ctx.macs,
+            disks: ctx.disks,
         },
     )?;
     left.extend(
@@ -631,6 +696,13 @@ struct Seconds {
     total: f64,
 }
 
+/// One disk's Xen name and its virtio name.
+#[derive(Debug, Serialize)]
+struct JsonDiskName {
+    xen: String,
+    kvm: String,
+}
+
 /// The report, printed as text or as JSON (docs/json.md).
 #[derive(Debug, Serialize)]
 pub(crate) struct Report {
@@ -639,8 +711,18 @@ pub(crate) struct Report {
     disks: Vec<String>,
     outputs: Vec<String>,
     root: String,
+    /// A btrfs root's subvolume (the default one), where the edits went.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    root_subvolume: Option<String>,
+    /// Snapshots inspection also found, not converted.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    snapshots_ignored: Vec<String>,
     os: String,
     kernel: Option<String>,
+    /// Each disk's Xen name and the virtio name the guest sees it by, when
+    /// the Xen names are known (`--target`, or the domain's).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    disk_names: Vec<JsonDiskName>,
     pub(crate) result: &'static str,
     pub(crate) error: Option<String>,
     changes: Vec<JsonChange>,
@@ -675,8 +757,11 @@ impl Report {
             disks: disks.iter().map(|d| d.display().to_string()).collect(),
             outputs: Vec::new(),
             root: String::new(),
+            root_subvolume: None,
+            snapshots_ignored: Vec::new(),
             os: String::new(),
             kernel: None,
+            disk_names: Vec::new(),
             result: "",
             error: None,
             changes: Vec::new(),
@@ -752,8 +837,10 @@ impl Report {
         self.windows = Some(j);
     }
 
-    fn set_facts(&mut self, f: &Facts, root: &str) {
-        root.clone_into(&mut self.root);
+    fn set_facts(&mut self, f: &Facts, root: &RootInfo) {
+        root.device.clone_into(&mut self.root);
+        self.root_subvolume.clone_from(&root.subvolume);
+        self.snapshots_ignored.clone_from(&root.snapshots_ignored);
         self.os.clone_from(&f.os.product);
         self.kernel = facts::chosen_kernel(f).map(|k| k.version.clone());
     }
@@ -859,8 +946,28 @@ impl Report {
 
     fn print_human(&self) {
         println!("guest: {} (root {})", self.os, self.root);
+        if let Some(sv) = &self.root_subvolume {
+            println!("btrfs: edits go to the default subvolume {sv} (the one the guest boots)");
+        }
+        if !self.snapshots_ignored.is_empty() {
+            println!(
+                "snapshots not converted (older states of the guest): {}",
+                self.snapshots_ignored.join(", ")
+            );
+        }
         if let Some(k) = &self.kernel {
             println!("kernel: {k}");
+        }
+        if !self.disk_names.is_empty() {
+            let names: Vec<String> = self
+                .disk_names
+                .iter()
+                .map(|d| format!("{} -> {}", d.xen, d.kvm))
+                .collect();
+            println!(
+                "disks: {} (virtio names follow the domain's disk order)",
+                names.join(", ")
+            );
         }
         if let Some(w) = &self.windows {
             println!(

@@ -212,6 +212,30 @@ fn convert_refuses_bad_requests_before_touching_anything() {
     // Copy and in place at once is a usage error.
     let (code, _, _) = xen2kvm(&["convert", d, "-o", "x.qcow2", "--in-place"]);
     assert_eq!(code, 2);
+    // --target: not a Xen name (usage), a disk not given, a disk without one.
+    let (code, _, err) = xen2kvm(&["convert", d, "--dry-run", "--target", &format!("vda={d}")]);
+    assert_eq!(code, 2);
+    assert!(err.contains("not a Xen disk name"), "{err}");
+    let (code, _, err) = xen2kvm(&["convert", d, "--dry-run", "--target", "xvda=/other.img"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("--target xvda=/other.img: not one of the disks given"),
+        "{err}"
+    );
+    let other = dir.path().join("swap.img");
+    std::fs::write(&other, vec![0u8; 4096]).unwrap();
+    let o = other.to_str().unwrap();
+    let (code, _, err) = xen2kvm(&[
+        "convert",
+        d,
+        o,
+        "--dry-run",
+        "--target",
+        &format!("xvda2={d}"),
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("swap.img has no --target"), "{err}");
+    std::fs::remove_file(&other).unwrap();
     // A missing disk.
     let (code, _, err) = xen2kvm(&["convert", "/nonexistent.img", "--dry-run"]);
     assert_eq!(code, 1);

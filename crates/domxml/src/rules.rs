@@ -453,13 +453,11 @@ pub(crate) fn format_of_driver_type(t: &str) -> Option<&'static str> {
 }
 
 fn disks(devices: &mut Element, opts: &Options<'_>, cx: &mut Cx) -> Result<(), Error> {
-    let mut used: BTreeSet<String> = devices
-        .elements()
-        .filter(|e| e.name == "disk")
-        .filter_map(|e| e.child("target").and_then(|t| t.attr("dev")))
-        .filter(|d| d.starts_with("vd"))
-        .map(str::to_owned)
-        .collect();
+    // Virtio disks are named in the domain's order (vda, vdb, …): the
+    // guest names them by PCI order, which is this order, whatever the
+    // targets say — a guest whose Xen disks were xvda and xvdc sees vda
+    // and vdb, and `convert` maps its names the same way.
+    let mut next_virtio = 0usize;
     let mut used_hd: BTreeSet<String> = BTreeSet::new();
     let ide = opts.windows.as_ref().is_some_and(|w| w.disk_bus == "ide");
     if ide {
@@ -503,7 +501,7 @@ fn disks(devices: &mut Element, opts: &Options<'_>, cx: &mut Cx) -> Result<(), E
                     disk.insert_element(at, Element::new("source", &[("file", &path)]), "\n    ");
                     cx.change("disk", format!("disk {dev}: source -> {path}"));
                 }
-                let new = if dev.starts_with(disk_prefix) {
+                let new = if ide && dev.starts_with(disk_prefix) {
                     dev.clone()
                 } else {
                     let (l, part) =
@@ -511,7 +509,8 @@ fn disks(devices: &mut Element, opts: &Options<'_>, cx: &mut Cx) -> Result<(), E
                     let new = if ide {
                         free_name("hd", l, &mut used_hd)
                     } else {
-                        free_name("vd", l, &mut used)
+                        next_virtio += 1;
+                        format!("vd{}", letters(next_virtio - 1))
                     };
                     if !part.is_empty() {
                         cx.warnings.push(format!(

@@ -177,7 +177,7 @@ fn disk() {
         body,
         &[
             "<driver name='qemu' type='raw'/>",
-            "<target dev='vdb' bus='virtio'/>",
+            "<target dev='vda' bus='virtio'/>",
         ],
     );
     let probe = |_: &str| Some("qcow2".to_owned());
@@ -186,6 +186,18 @@ fn disk() {
         ..opts()
     };
     check("disk", &o, body, &["<driver name='qemu' type='qcow2'/>"]);
+    // Virtio disks are named in the domain's order, as the guest sees
+    // them: Xen's xvda and xvdc are vda and vdb.
+    let two = "  <devices>\n    <disk type='file' device='disk'>\n      <source file='/a.img'/>\n      <target dev='xvda' bus='xen'/>\n    </disk>\n    <disk type='file' device='disk'>\n      <source file='/c.img'/>\n      <target dev='xvdc' bus='xen'/>\n    </disk>\n  </devices>\n";
+    check(
+        "disk",
+        &opts(),
+        two,
+        &[
+            "<target dev='vda' bus='virtio'/>",
+            "<target dev='vdb' bus='virtio'/>",
+        ],
+    );
     let o = Options {
         disks: vec![("xvdb".into(), "/new.qcow2".into())],
         ..opts()
@@ -196,7 +208,7 @@ fn disk() {
         body,
         &[
             "<source file='/new.qcow2'/>",
-            "<target dev='vdb' bus='virtio'/>",
+            "<target dev='vda' bus='virtio'/>",
         ],
     );
     // hdX and sdX too; a cdrom stays a cdrom on ide.

@@ -15,7 +15,7 @@ use crate::Edit;
 /// The serial console a converted guest gets.
 pub const SERIAL: &str = "console=ttyS0,115200";
 
-use xen2kvm_inspector::xen::{self, is_console_arg as is_xen_console};
+use xen2kvm_inspector::xen::{self, is_console_arg as is_xen_console, DiskMap};
 
 fn is_serial(arg: &str) -> bool {
     arg == "console=ttyS0" || arg.starts_with("console=ttyS0,")
@@ -37,6 +37,7 @@ pub enum Consoles {
 pub fn rewrite(
     line: &str,
     consoles: Consoles,
+    disks: &DiskMap,
     changes: &mut Vec<String>,
     warnings: &mut Vec<String>,
 ) -> String {
@@ -48,11 +49,9 @@ pub fn rewrite(
             changed = true;
             continue;
         }
-        let (new, pairs, unknown) = remap_in(arg);
-        for u in unknown {
-            warnings.push(format!(
-                "left {u} as it is (not a Xen disk name xen2kvm knows)"
-            ));
+        let (new, pairs, unknown) = remap_in(arg, disks);
+        for (u, why) in unknown {
+            warnings.push(format!("left {u} as it is ({why})"));
         }
         if !pairs.is_empty() {
             changes.push(format!("{arg} -> {new}"));
@@ -115,7 +114,7 @@ fn has_serial(line: &str) -> bool {
 /// `/etc/default/grub`. The serial console goes into `GRUB_CMDLINE_LINUX`
 /// (used by normal and recovery entries alike) unless `…_LINUX_DEFAULT`
 /// already has one; the line is added when the file has none.
-pub fn default_grub(text: &str) -> Edit {
+pub fn default_grub(text: &str, disks: &DiskMap) -> Edit {
     let mut edit = Edit::default();
     let vars: Vec<(usize, String, String)> = text
         .lines()
@@ -158,7 +157,7 @@ pub fn default_grub(text: &str) -> Edit {
         };
         let mut changes = Vec::new();
         let mut warnings = Vec::new();
-        let mut value = rewrite(a.value, mode, &mut changes, &mut warnings);
+        let mut value = rewrite(a.value, mode, disks, &mut changes, &mut warnings);
         // A serial console elsewhere is a duplicate of the one kept.
         if mode == Consoles::RemoveXen && has_serial(&value) {
             let kept: Vec<&str> = value.split_whitespace().filter(|x| !is_serial(x)).collect();
@@ -169,7 +168,7 @@ pub fn default_grub(text: &str) -> Edit {
     });
     if serial_line.is_none() {
         let mut c = Vec::new();
-        let value = rewrite("", Consoles::Serial, &mut c, &mut Vec::new());
+        let value = rewrite("", Consoles::Serial, disks, &mut c, &mut Vec::new());
         append_line(&mut text_out, &format!("{serial_key}=\"{value}\""));
         edit.changes.push(format!("added {serial_key}=\"{value}\""));
     }
@@ -184,7 +183,7 @@ pub fn default_grub(text: &str) -> Edit {
 /// variable outright (it does not refer to `$VAR`) replaces what
 /// `/etc/default/grub` says, so where it had a Xen console it gets the
 /// serial console instead; a line that appends keeps the one already there.
-pub fn default_grub_snippet(text: &str) -> Edit {
+pub fn default_grub_snippet(text: &str, disks: &DiskMap) -> Edit {
     let mut edit = Edit::default();
     let out = edit_lines(text, |n, line| {
         if is_comment(line) {
@@ -203,7 +202,7 @@ pub fn default_grub_snippet(text: &str) -> Edit {
         };
         let mut changes = Vec::new();
         let mut warnings = Vec::new();
-        let value = rewrite(a.value, mode, &mut changes, &mut warnings);
+        let value = rewrite(a.value, mode, disks, &mut changes, &mut warnings);
         record(&mut edit, n, a.key, changes, warnings).then(|| a.with_value(&value))
     });
     edit.text = out;
@@ -262,7 +261,7 @@ fn is_linux_cmdline(key: &str) -> bool {
 
 /// GRUB legacy `menu.lst`/`grub.conf`: every `kernel` line except a Xen
 /// hypervisor's (`xen.gz`, whose `module` lines are left too).
-pub fn legacy_menu(text: &str) -> Edit {
+pub fn legacy_menu(text: &str, disks: &DiskMap) -> Edit {
     let mut edit = Edit::default();
     let new = edit_lines(text, |n, line| {
         if is_comment(line) {
@@ -282,7 +281,7 @@ pub fn legacy_menu(text: &str) -> Edit {
         }
         let mut changes = Vec::new();
         let mut warnings = Vec::new();
-        let args = rewrite(args, Consoles::Serial, &mut changes, &mut warnings);
+        let args = rewrite(args, Consoles::Serial, disks, &mut changes, &mut warnings);
         if !record(&mut edit, n, &format!("kernel {image}"), changes, warnings) {
             return None;
         }
@@ -296,7 +295,7 @@ pub fn legacy_menu(text: &str) -> Edit {
 /// (the hypervisor's) is remapped and loses Xen consoles; `DEFAULT_APPEND`,
 /// which perl-Bootloader uses for new kernels' entries, gets the serial
 /// console.
-pub fn sysconfig_bootloader(text: &str) -> Edit {
+pub fn sysconfig_bootloader(text: &str, disks: &DiskMap) -> Edit {
     let mut edit = Edit::default();
     let new = edit_lines(text, |n, line| {
         if is_comment(line) {
@@ -313,7 +312,7 @@ pub fn sysconfig_bootloader(text: &str) -> Edit {
         };
         let mut changes = Vec::new();
         let mut warnings = Vec::new();
-        let value = rewrite(a.value, mode, &mut changes, &mut warnings);
+        let value = rewrite(a.value, mode, disks, &mut changes, &mut warnings);
         record(&mut edit, n, a.key, changes, warnings).then(|| a.with_value(&value))
     });
     edit.text = new;
@@ -332,6 +331,7 @@ mod tests {
         let out = rewrite(
             "root=/dev/xvda2 resume=/dev/xvda1 splash=silent xencons=xvc0 console=xvc0",
             Consoles::Serial,
+            &DiskMap::BY_LETTER,
             &mut c,
             &mut w,
         );
@@ -341,12 +341,16 @@ mod tests {
         );
         assert!(w.is_empty());
         let mut c2 = Vec::new();
-        assert_eq!(rewrite(&out, Consoles::Serial, &mut c2, &mut w), out);
+        assert_eq!(
+            rewrite(&out, Consoles::Serial, &DiskMap::BY_LETTER, &mut c2, &mut w),
+            out
+        );
         assert!(c2.is_empty(), "{c2:?}");
         // Another console stays, and then tty0 is not added.
         let out = rewrite(
             "quiet console=tty1 console=hvc0",
             Consoles::Serial,
+            &DiskMap::BY_LETTER,
             &mut c,
             &mut w,
         );
@@ -354,6 +358,7 @@ mod tests {
         let out = rewrite(
             "console=ttyS0 console=ttyS0,9600",
             Consoles::Serial,
+            &DiskMap::BY_LETTER,
             &mut c,
             &mut w,
         );
@@ -363,7 +368,7 @@ mod tests {
     #[test]
     fn debian_default_grub() {
         check(
-            default_grub,
+            |t| default_grub(t, &DiskMap::BY_LETTER),
             r#"GRUB_DEFAULT=0
 GRUB_CMDLINE_LINUX_DEFAULT="root=/dev/xvda1 console=hvc0"
 GRUB_CMDLINE_LINUX=""
@@ -386,7 +391,7 @@ GRUB_SERIAL_COMMAND="serial --unit=0 --speed=115200"
     #[test]
     fn suse_default_grub() {
         check(
-            default_grub,
+            |t| default_grub(t, &DiskMap::BY_LETTER),
             r#"GRUB_DEFAULT=saved
 GRUB_CMDLINE_LINUX_DEFAULT="console=hvc0 resume=/dev/disk/by-uuid/0b7e splash=silent quiet showopts"
 GRUB_CMDLINE_LINUX=""
@@ -415,7 +420,7 @@ GRUB_SERIAL_COMMAND="serial --unit=0 --speed=115200"
     #[test]
     fn default_grub_without_cmdline_gets_one() {
         check(
-            default_grub,
+            |t| default_grub(t, &DiskMap::BY_LETTER),
             "GRUB_TIMEOUT=5",
             "GRUB_TIMEOUT=5\nGRUB_CMDLINE_LINUX=\"console=tty0 console=ttyS0,115200\"\nGRUB_TERMINAL=\"console serial\"\nGRUB_SERIAL_COMMAND=\"serial --unit=0 --speed=115200\"\n",
             &[
@@ -425,7 +430,7 @@ GRUB_SERIAL_COMMAND="serial --unit=0 --speed=115200"
             ],
         );
         check_noop(
-            default_grub,
+            |t| default_grub(t, &DiskMap::BY_LETTER),
             "GRUB_CMDLINE_LINUX_DEFAULT=\"quiet console=ttyS0,115200\"\nGRUB_CMDLINE_LINUX=\"\"\nGRUB_TERMINAL=serial\nGRUB_SERIAL_COMMAND=\"serial\"\n",
         );
     }
@@ -433,7 +438,7 @@ GRUB_SERIAL_COMMAND="serial --unit=0 --speed=115200"
     #[test]
     fn sles11_menu_lst() {
         check(
-            legacy_menu,
+            |t| legacy_menu(t, &DiskMap::BY_LETTER),
             "default 0\ntitle Xen -- SLES 11\n    root (hd0,1)\n    kernel /boot/vmlinuz-3.0.101-63-xen root=/dev/xvda2 resume=/dev/xvda1 splash=silent showopts xencons=xvc0 console=xvc0\n    initrd /boot/initrd-3.0.101-63-xen\ntitle Xen host\n    kernel /boot/xen.gz dom0_mem=1G\n    module /boot/vmlinuz-xen root=/dev/xvda2 console=hvc0\n",
             "default 0\ntitle Xen -- SLES 11\n    root (hd0,1)\n    kernel /boot/vmlinuz-3.0.101-63-xen root=/dev/vda2 resume=/dev/vda1 splash=silent showopts console=tty0 console=ttyS0,115200\n    initrd /boot/initrd-3.0.101-63-xen\ntitle Xen host\n    kernel /boot/xen.gz dom0_mem=1G\n    module /boot/vmlinuz-xen root=/dev/xvda2 console=hvc0\n",
             &["line 4: kernel /boot/vmlinuz-3.0.101-63-xen: root=/dev/xvda2 -> root=/dev/vda2, resume=/dev/xvda1 -> resume=/dev/vda1, removed xencons=xvc0, removed console=xvc0, added console=tty0, added console=ttyS0,115200"],
@@ -443,7 +448,7 @@ GRUB_SERIAL_COMMAND="serial --unit=0 --speed=115200"
     #[test]
     fn sles11_sysconfig_bootloader() {
         check(
-            sysconfig_bootloader,
+            |t| sysconfig_bootloader(t, &DiskMap::BY_LETTER),
             "LOADER_TYPE=\"grub\"\nDEFAULT_APPEND=\"resume=/dev/xvda1 splash=silent showopts\"\nXEN_KERNEL_APPEND=\"resume=/dev/xvda1 console=xvc0\"\nXEN_APPEND=\"\"\n",
             "LOADER_TYPE=\"grub\"\nDEFAULT_APPEND=\"resume=/dev/vda1 splash=silent showopts console=tty0 console=ttyS0,115200\"\nXEN_KERNEL_APPEND=\"resume=/dev/vda1\"\nXEN_APPEND=\"\"\n",
             &[

@@ -1,67 +1,34 @@
 //! Block device names: Xen's `/dev/xvdX[N]` (and udev's
 //! `/dev/disk/by-path/xen-vbd-<id>[-partN]`) become virtio's `/dev/vdX[N]`.
 //!
-//! The mapping keeps the disk letter and the partition number: the KVM
-//! domain made by `xen2kvm domxml` gives each Xen disk `xvdX` the virtio
-//! target `vdX`. `UUID=`, `LABEL=`, `PARTUUID=`, `/dev/mapper/…`, LVM and MD
+//! Xen's other names for its disks (`/dev/sdX`, `/dev/hdX`: xenlinux
+//! kernels, HVM guests) are Xen names too. Which virtio disk each becomes
+//! is the [`DiskMap`]'s: by the domain's disk order when the Xen targets
+//! are known (`xvda`, `xvdc` are `vda`, `vdb` under KVM; the partition
+//! image `xvda2` is the whole disk), else the letter and partition number
+//! are kept. `UUID=`, `LABEL=`, `PARTUUID=`, `/dev/mapper/…`, LVM and MD
 //! paths are never touched. A `/dev/xvd…` spelling this module does not
 //! understand is left as it is, with a warning.
 
 use crate::text::{edit_lines, is_comment};
 use crate::Edit;
 
-/// The KVM name of one Xen device path, or `None` when `path` is not a Xen
-/// block device this module knows (`/dev/xvda2` → `/dev/vda2`).
-pub fn remap_path(path: &str) -> Option<String> {
-    if let Some(rest) = path.strip_prefix("/dev/xvd") {
-        let letters = rest.bytes().take_while(u8::is_ascii_lowercase).count();
-        let digits = rest[letters..]
-            .bytes()
-            .take_while(u8::is_ascii_digit)
-            .count();
-        if letters == 0 || letters + digits != rest.len() {
-            return None;
-        }
-        return Some(format!("/dev/vd{rest}"));
-    }
-    let id = path.strip_prefix("/dev/disk/by-path/xen-vbd-")?;
-    let (devid, part) = match id.split_once("-part") {
-        Some((d, p)) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => (d, p),
-        Some(_) => return None,
-        None => (id, ""),
-    };
-    let devid: u32 = devid.parse().ok()?;
-    // Xen's virtual device numbers: 202<<8 | disk<<4 | partition, or the
-    // extended form 1<<28 | disk<<8 | partition for disks beyond 16.
-    let (disk, dev_part) = if devid & (1 << 28) != 0 {
-        ((devid >> 8) & 0xfffff, devid & 0xff)
-    } else if devid >> 8 == 202 {
-        ((devid & 0xff) >> 4, devid & 0xf)
-    } else {
-        return None;
-    };
-    let part = match (part, dev_part) {
-        ("", 0) => String::new(),
-        ("", n) => n.to_string(),
-        (p, 0) => p.to_owned(),
-        _ => return None,
-    };
-    let mut name = String::new();
-    let mut n = disk;
-    loop {
-        name.insert(0, char::from(b'a' + (n % 26) as u8));
-        if n < 26 {
-            break;
-        }
-        n = n / 26 - 1;
-    }
-    Some(format!("/dev/vd{name}{part}"))
+/// The KVM name of one Xen device path (`/dev/xvda2` → `/dev/vda2`; with
+/// the domain's disks known, by their order: [`DiskMap`]), or why it is
+/// left as it is.
+pub fn remap_path(path: &str, disks: &DiskMap) -> Result<String, String> {
+    let disk =
+        XenDisk::parse_path(path).ok_or_else(|| "not a Xen disk name xen2kvm knows".to_owned())?;
+    disks.kvm_path(disk)
 }
 
+/// The Xen-looking paths a rewrite left alone, each with the reason.
+pub type Unmapped = Vec<(String, String)>;
+
 /// Rewrites every Xen device path inside `text` (a line, a word, a kernel
-/// argument). Returns the new text, the `(old, new)` pairs, and the Xen-looking
-/// paths it left alone.
-pub fn remap_in(text: &str) -> (String, Vec<(String, String)>, Vec<String>) {
+/// argument). Returns the new text, the `(old, new)` pairs, and the
+/// Xen-looking paths it left alone.
+pub fn remap_in(text: &str, disks: &DiskMap) -> (String, Vec<(String, String)>, Unmapped) {
     let mut out = String::with_capacity(text.len());
     let mut pairs = Vec::new();
     let mut unknown = Vec::new();
@@ -73,14 +40,14 @@ pub fn remap_in(text: &str) -> (String, Vec<(String, String)>, Vec<String>) {
             .find(|c: char| !(c.is_ascii_alphanumeric() || "/-_.:".contains(c)))
             .unwrap_or(tail.len());
         let path = &tail[..end];
-        match remap_path(path) {
-            Some(new) => {
+        match remap_path(path, disks) {
+            Ok(new) => {
                 out.push_str(&new);
                 pairs.push((path.to_owned(), new));
             }
-            None => {
+            Err(why) => {
                 out.push_str(path);
-                unknown.push(path.to_owned());
+                unknown.push((path.to_owned(), why));
             }
         }
         rest = &tail[end..];
@@ -89,21 +56,22 @@ pub fn remap_in(text: &str) -> (String, Vec<(String, String)>, Vec<String>) {
     (out, pairs, unknown)
 }
 
-use xen2kvm_inspector::xen::{find_block_path as find_xen_path, is_lvm_device_key};
+use xen2kvm_inspector::xen::{
+    find_block_path as find_xen_path, is_lvm_device_key, DiskMap, XenDisk,
+};
 
 /// Files whose non-comment lines name devices: `/etc/fstab`, `/etc/crypttab`,
 /// GRUB's `device.map`, SUSE's `grub_installdevice`.
-pub fn remap_file(text: &str) -> Edit {
+pub fn remap_file(text: &str, disks: &DiskMap) -> Edit {
     let mut edit = Edit::default();
     let new = edit_lines(text, |n, line| {
         if is_comment(line) {
             return None;
         }
-        let (new, pairs, unknown) = remap_in(line);
-        for u in unknown {
-            edit.warnings.push(format!(
-                "line {n}: left {u} as it is (not a Xen disk name xen2kvm knows)"
-            ));
+        let (new, pairs, unknown) = remap_in(line, disks);
+        for (u, why) in unknown {
+            edit.warnings
+                .push(format!("line {n}: left {u} as it is ({why})"));
         }
         if pairs.is_empty() {
             return None;
@@ -120,13 +88,13 @@ pub fn remap_file(text: &str) -> Edit {
 /// `mdadm.conf`: `DEVICE` lines may hold globs (`/dev/xvd*`), which become
 /// `/dev/vd*`; device names elsewhere (`devices=/dev/xvda1,…`) are remapped
 /// as in [`remap_file`].
-pub fn remap_mdadm_conf(text: &str) -> Edit {
+pub fn remap_mdadm_conf(text: &str, disks: &DiskMap) -> Edit {
     let mut edit = Edit::default();
     let new = edit_lines(text, |n, line| {
         if is_comment(line) {
             return None;
         }
-        let (mut new, pairs, mut unknown) = remap_in(line);
+        let (mut new, pairs, mut unknown) = remap_in(line, disks);
         if line.trim_start().starts_with("DEVICE") && new.contains("/dev/xvd") {
             // Globs (`/dev/xvd*`) name the Xen disks as a family.
             new = new.replace("/dev/xvd", "/dev/vd");
@@ -134,10 +102,9 @@ pub fn remap_mdadm_conf(text: &str) -> Edit {
             edit.changes
                 .push(format!("line {n}: DEVICE names xvd devices; now vd"));
         }
-        for u in unknown {
-            edit.warnings.push(format!(
-                "line {n}: left {u} as it is (not a Xen disk name xen2kvm knows)"
-            ));
+        for (u, why) in unknown {
+            edit.warnings
+                .push(format!("line {n}: left {u} as it is ({why})"));
         }
         for (old, to) in &pairs {
             edit.changes.push(format!("line {n}: {old} -> {to}"));
@@ -184,35 +151,66 @@ mod tests {
 
     #[test]
     fn paths() {
-        assert_eq!(remap_path("/dev/xvda").as_deref(), Some("/dev/vda"));
-        assert_eq!(remap_path("/dev/xvdb12").as_deref(), Some("/dev/vdb12"));
-        assert_eq!(remap_path("/dev/xvdaa1").as_deref(), Some("/dev/vdaa1"));
         assert_eq!(
-            remap_path("/dev/disk/by-path/xen-vbd-51712-part2").as_deref(),
+            remap_path("/dev/xvda", &DiskMap::BY_LETTER).ok().as_deref(),
+            Some("/dev/vda")
+        );
+        assert_eq!(
+            remap_path("/dev/xvdb12", &DiskMap::BY_LETTER)
+                .ok()
+                .as_deref(),
+            Some("/dev/vdb12")
+        );
+        assert_eq!(
+            remap_path("/dev/xvdaa1", &DiskMap::BY_LETTER)
+                .ok()
+                .as_deref(),
+            Some("/dev/vdaa1")
+        );
+        assert_eq!(
+            remap_path("/dev/disk/by-path/xen-vbd-51712-part2", &DiskMap::BY_LETTER)
+                .ok()
+                .as_deref(),
             Some("/dev/vda2")
         );
         assert_eq!(
-            remap_path("/dev/disk/by-path/xen-vbd-51728").as_deref(),
+            remap_path("/dev/disk/by-path/xen-vbd-51728", &DiskMap::BY_LETTER)
+                .ok()
+                .as_deref(),
             Some("/dev/vdb")
         );
         assert_eq!(
-            remap_path("/dev/disk/by-path/xen-vbd-268439552-part1").as_deref(),
+            remap_path(
+                "/dev/disk/by-path/xen-vbd-268439552-part1",
+                &DiskMap::BY_LETTER
+            )
+            .ok()
+            .as_deref(),
             Some("/dev/vdq1")
         );
         assert_eq!(
-            remap_path("/dev/disk/by-path/xen-vbd-51713").as_deref(),
+            remap_path("/dev/disk/by-path/xen-vbd-51713", &DiskMap::BY_LETTER)
+                .ok()
+                .as_deref(),
             Some("/dev/vda1")
         );
-        assert_eq!(remap_path("/dev/xvd*"), None);
-        assert_eq!(remap_path("/dev/xvda1x"), None);
-        assert_eq!(remap_path("/dev/sda1"), None);
-        assert_eq!(remap_path("/dev/disk/by-path/xen-vbd-oops"), None);
+        assert!(remap_path("/dev/xvd*", &DiskMap::BY_LETTER).is_err());
+        assert!(remap_path("/dev/xvda1x", &DiskMap::BY_LETTER).is_err());
+        assert_eq!(
+            remap_path("/dev/sda1", &DiskMap::BY_LETTER).ok().as_deref(),
+            Some("/dev/vda1")
+        );
+        assert_eq!(
+            remap_path("/dev/hdc", &DiskMap::BY_LETTER).ok().as_deref(),
+            Some("/dev/vdc")
+        );
+        assert!(remap_path("/dev/disk/by-path/xen-vbd-oops", &DiskMap::BY_LETTER).is_err());
     }
 
     #[test]
     fn fstab() {
         check(
-            remap_file,
+            |t| remap_file(t, &DiskMap::BY_LETTER),
             "# / was on /dev/xvda1 during installation\n\
              /dev/xvda1 / ext4 errors=remount-ro 0 1\n\
              UUID=5e1f /home ext4 defaults 0 2\n\
@@ -231,14 +229,53 @@ mod tests {
             ],
         );
         check_noop(
-            remap_file,
+            |t| remap_file(t, &DiskMap::BY_LETTER),
             "UUID=5e1f / ext4 defaults 0 1\n/dev/vda2 swap swap defaults 0 0\n",
+        );
+    }
+
+    /// xenlinux names (SLES 10/11 `kernel-xen`: the domain config's `sda1`)
+    /// and a domain whose disks skip a letter (`xvda`, `xvdc`: under KVM
+    /// the second disk is `vdb`); a name no disk of the domain has is kept
+    /// with a warning naming the line.
+    #[test]
+    fn domain_order_and_xenlinux_names() {
+        let skipped = DiskMap::from_targets(&["sda", "sdc"]).unwrap();
+        check(
+            |t| remap_file(t, &skipped),
+            "/dev/sda2 / ext3 acl,user_xattr 1 1\n\
+             /dev/sda1 swap swap defaults 0 0\n\
+             /dev/sdc1 /srv ext3 defaults 1 2\n",
+            "/dev/vda2 / ext3 acl,user_xattr 1 1\n\
+             /dev/vda1 swap swap defaults 0 0\n\
+             /dev/vdb1 /srv ext3 defaults 1 2\n",
+            &[
+                "line 1: /dev/sda2 -> /dev/vda2",
+                "line 2: /dev/sda1 -> /dev/vda1",
+                "line 3: /dev/sdc1 -> /dev/vdb1",
+            ],
+        );
+        let e = remap_file("/dev/hdb /media/cdrom auto noauto 0 0\n", &skipped);
+        assert_eq!(
+            e.warnings,
+            ["line 1: left /dev/hdb as it is (the domain has no disk xvdb)"]
+        );
+        // xen-tools: the root filesystem image is xvda2, swap is xvda1.
+        let parts = DiskMap::from_targets(&["xvda2", "xvda1"]).unwrap();
+        check(
+            |t| remap_file(t, &parts),
+            "/dev/xvda2 / ext4 errors=remount-ro 0 1\n/dev/xvda1 none swap sw 0 0\n",
+            "/dev/vda / ext4 errors=remount-ro 0 1\n/dev/vdb none swap sw 0 0\n",
+            &[
+                "line 1: /dev/xvda2 -> /dev/vda",
+                "line 2: /dev/xvda1 -> /dev/vdb",
+            ],
         );
     }
 
     #[test]
     fn unknown_names_are_kept_and_reported() {
-        let e = remap_file("/dev/xvd* /mnt auto noauto 0 0\n");
+        let e = remap_file("/dev/xvd* /mnt auto noauto 0 0\n", &DiskMap::BY_LETTER);
         assert_eq!(e.text, "/dev/xvd* /mnt auto noauto 0 0\n");
         assert!(e.changes.is_empty());
         assert_eq!(e.warnings.len(), 1, "{:?}", e.warnings);
@@ -247,7 +284,7 @@ mod tests {
     #[test]
     fn device_map_keeps_tabs_and_crlf() {
         check(
-            remap_file,
+            |t| remap_file(t, &DiskMap::BY_LETTER),
             "(fd0)\t/dev/fd0\r\n(hd0)\t/dev/xvda\r\n",
             "(fd0)\t/dev/fd0\r\n(hd0)\t/dev/vda\r\n",
             &["line 2: /dev/xvda -> /dev/vda"],
@@ -257,7 +294,7 @@ mod tests {
     #[test]
     fn mdadm_conf() {
         check(
-            remap_mdadm_conf,
+            |t| remap_mdadm_conf(t, &DiskMap::BY_LETTER),
             "DEVICE /dev/xvd*\nARRAY /dev/md0 devices=/dev/xvda1,/dev/xvdb1\n",
             "DEVICE /dev/vd*\nARRAY /dev/md0 devices=/dev/vda1,/dev/vdb1\n",
             &[
@@ -273,7 +310,7 @@ mod tests {
     #[test]
     fn mdadm_device_line_with_a_glob_and_a_path() {
         check(
-            remap_mdadm_conf,
+            |t| remap_mdadm_conf(t, &DiskMap::BY_LETTER),
             "DEVICE /dev/xvd* /dev/disk/by-path/xen-vbd-51712-part2\n",
             "DEVICE /dev/vd* /dev/vda2\n",
             &[

@@ -6,6 +6,7 @@
 use std::io;
 
 use xen2kvm_inspector::facts::{Facts, Kernel};
+use xen2kvm_inspector::xen::DiskMap;
 use xen2kvm_vfs::{GuestFs, GuestPath};
 
 use crate::model::{Blocker, Change, FileEdit, Plan, PlannedStep, Step};
@@ -24,6 +25,9 @@ pub struct Ctx<'a> {
     /// The MAC addresses of the KVM domain's NICs, in the domain's order
     /// (Xen's `eth<n>`/`enX<n>` is the n-th); empty when not known.
     pub macs: &'a [Option<String>],
+    /// Which virtio disk each Xen disk becomes (by the domain's disk
+    /// order when its Xen targets are known).
+    pub disks: &'a DiskMap,
 }
 
 impl Ctx<'_> {

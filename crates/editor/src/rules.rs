@@ -195,29 +195,29 @@ fn dracut_drivers(p_: &mut Planner<'_>) -> io::Result<()> {
     })
 }
 
-fn block_devices(_ctx: &Ctx<'_>, p_: &mut Planner<'_>) -> io::Result<()> {
+fn block_devices(ctx: &Ctx<'_>, p_: &mut Planner<'_>) -> io::Result<()> {
     for f in xen::DEVICE_FILES {
-        p_.edit(&lit(f), devices::remap_file)?;
+        p_.edit(&lit(f), |t| devices::remap_file(t, ctx.disks))?;
     }
     for f in xen::MDADM_FILES {
-        p_.edit(&lit(f), devices::remap_mdadm_conf)?;
+        p_.edit(&lit(f), |t| devices::remap_mdadm_conf(t, ctx.disks))?;
     }
     p_.edit(&lit(xen::LVM_CONF), devices::remap_lvm_conf)?;
     Ok(())
 }
 
-fn kernel_cmdline(_ctx: &Ctx<'_>, p_: &mut Planner<'_>) -> io::Result<()> {
-    p_.edit(&lit(xen::DEFAULT_GRUB), cmdline::default_grub)?;
+fn kernel_cmdline(ctx: &Ctx<'_>, p_: &mut Planner<'_>) -> io::Result<()> {
+    let disks = ctx.disks;
+    p_.edit(&lit(xen::DEFAULT_GRUB), |t| cmdline::default_grub(t, disks))?;
     for f in facts::files_ending(p_.fs, xen::DEFAULT_GRUB_D, ".cfg")? {
-        p_.edit(&f, cmdline::default_grub_snippet)?;
+        p_.edit(&f, |t| cmdline::default_grub_snippet(t, disks))?;
     }
     for m in facts::legacy_menus(p_.fs)? {
-        p_.edit(&m, cmdline::legacy_menu)?;
+        p_.edit(&m, |t| cmdline::legacy_menu(t, disks))?;
     }
-    p_.edit(
-        &lit(xen::SYSCONFIG_BOOTLOADER),
-        cmdline::sysconfig_bootloader,
-    )?;
+    p_.edit(&lit(xen::SYSCONFIG_BOOTLOADER), |t| {
+        cmdline::sysconfig_bootloader(t, disks)
+    })?;
     Ok(())
 }
 

@@ -95,6 +95,7 @@ fn whole_guest_cases() {
                 boot_disk: Some("/dev/sdX".to_owned()),
                 skip: &[],
                 macs: &[],
+                disks: &xen2kvm_inspector::xen::DiskMap::BY_LETTER,
             },
         )
         .unwrap();

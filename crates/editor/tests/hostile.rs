@@ -27,6 +27,7 @@ fn convert(root: &Path) -> Result<(), String> {
         boot_disk: Some("/dev/sdX".to_owned()),
         skip: &[],
         macs: &[],
+        disks: &xen2kvm_inspector::xen::DiskMap::BY_LETTER,
     };
     let p = plan(&fs_, &ctx).map_err(|e| e.to_string())?;
     apply(&fs_, &fake(root, &[]), &p).map_err(|e| e.error.to_string())?;

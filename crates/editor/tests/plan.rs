@@ -38,6 +38,7 @@ fn skip_leaves_a_rule_out() {
             boot_disk: None,
             skip: &skip,
             macs: &[],
+            disks: &xen2kvm_inspector::xen::DiskMap::BY_LETTER,
         },
     )
     .unwrap_err();

@@ -9,10 +9,13 @@
 
 use proptest::prelude::*;
 use xen2kvm_editor::{cmdline, consoles, default_kernel, devices, initrd_conf, Edit};
+use xen2kvm_inspector::xen::DiskMap;
 
 /// Words the rules look at; lines holding none of them are not any rule's.
 const OWNED: &[&str] = &[
     "xvd",
+    "/dev/sd",
+    "/dev/hd",
     "/dev/vd",
     "xen",
     "hvc",
@@ -47,6 +50,10 @@ fn word() -> impl Strategy<Value = String> {
         Just("/dev/xvda1".to_owned()),
         Just("/dev/xvdb".to_owned()),
         Just("/dev/xvd*".to_owned()),
+        Just("/dev/xvdc3".to_owned()),
+        Just("/dev/xvde2".to_owned()),
+        Just("/dev/sda1".to_owned()),
+        Just("/dev/hdb".to_owned()),
         Just("/dev/disk/by-path/xen-vbd-51712-part2".to_owned()),
         Just("root=/dev/xvda2".to_owned()),
         Just("resume=/dev/xvda1".to_owned()),
@@ -204,12 +211,17 @@ proptest! {
 
     #[test]
     fn every_pure_rule_is_safe_on_any_text(t in text()) {
-        check("devices::remap_file", devices::remap_file, &t)?;
-        check("devices::remap_mdadm_conf", devices::remap_mdadm_conf, &t)?;
+        // By letter, and by a domain order that skips a letter and has a
+        // partition image (xen-tools).
+        for disks in [DiskMap::BY_LETTER, DiskMap::from_targets(&["xvda", "xvdc", "xvde2"]).unwrap()] {
+            let d = &disks;
+            check("devices::remap_file", |s| devices::remap_file(s, d), &t)?;
+            check("devices::remap_mdadm_conf", |s| devices::remap_mdadm_conf(s, d), &t)?;
+            check("cmdline::default_grub", |s| cmdline::default_grub(s, d), &t)?;
+            check("cmdline::legacy_menu", |s| cmdline::legacy_menu(s, d), &t)?;
+            check("cmdline::sysconfig_bootloader", |s| cmdline::sysconfig_bootloader(s, d), &t)?;
+        }
         check("devices::remap_lvm_conf", devices::remap_lvm_conf, &t)?;
-        check("cmdline::default_grub", cmdline::default_grub, &t)?;
-        check("cmdline::legacy_menu", cmdline::legacy_menu, &t)?;
-        check("cmdline::sysconfig_bootloader", cmdline::sysconfig_bootloader, &t)?;
         check("consoles::securetty", consoles::securetty, &t)?;
         check("consoles::inittab", consoles::inittab, &t)?;
         check("initrd_conf::sysconfig_kernel", initrd_conf::sysconfig_kernel, &t)?;
@@ -247,10 +259,12 @@ proptest! {
     }
 
     #[test]
-    fn device_paths_map_one_way(path in "/dev/(xvd|vd|sd)[a-z]{0,3}[0-9]{0,3}[a-z*]{0,1}") {
-        if let Some(new) = devices::remap_path(&path) {
-            prop_assert!(new.starts_with("/dev/vd"));
-            prop_assert_eq!(devices::remap_path(&new), None);
+    fn device_paths_map_one_way(path in "/dev/(xvd|vd|sd|hd)[a-z]{0,3}[0-9]{0,3}[a-z*]{0,1}") {
+        for disks in [DiskMap::BY_LETTER, DiskMap::from_targets(&["xvda", "xvdc", "xvde2"]).unwrap()] {
+            if let Ok(new) = devices::remap_path(&path, &disks) {
+                prop_assert!(new.starts_with("/dev/vd"));
+                prop_assert!(devices::remap_path(&new, &disks).is_err());
+            }
         }
     }
 }

@@ -116,13 +116,206 @@ pub fn is_getty_unit(unit: &str) -> bool {
     matches!(kind, "getty" | "serial-getty" | "console-getty") && is_console_tty(tty)
 }
 
-/// Where a device path starts in `s`: `/dev/xvd…` or udev's by-path link of
-/// a Xen disk.
+/// How a Xen guest names its disks: `xvd` (pvops kernels), and `sd`/`hd`
+/// (xenlinux kernels such as SLES 10/11's `kernel-xen` use the names of
+/// the domain config, `disk = ['…,sda1,w']`; an HVM guest's emulated
+/// disks). Under KVM every disk is a virtio disk, `vd`.
+pub const DISK_PREFIXES: &[&str] = &["xvd", "sd", "hd"];
+
+/// Where a device path starts in `s`: `/dev/xvd…`, `/dev/sd<letter>…`,
+/// `/dev/hd<letter>…`, or udev's by-path link of a Xen disk.
 pub fn find_block_path(s: &str) -> Option<usize> {
-    [s.find("/dev/xvd"), s.find("/dev/disk/by-path/xen-vbd-")]
-        .into_iter()
-        .flatten()
-        .min()
+    let lettered = |prefix: &'static str| {
+        s.match_indices(prefix).map(|(at, _)| at).find(|&at| {
+            s.as_bytes()
+                .get(at + prefix.len())
+                .is_some_and(u8::is_ascii_lowercase)
+        })
+    };
+    [
+        s.find("/dev/xvd"),
+        lettered("/dev/sd"),
+        lettered("/dev/hd"),
+        s.find("/dev/disk/by-path/xen-vbd-"),
+    ]
+    .into_iter()
+    .flatten()
+    .min()
+}
+
+/// One disk as a Xen guest names it: the disk's number (`a` = 0, `z` = 25,
+/// `aa` = 26), whatever the prefix, and a partition number, if any.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct XenDisk {
+    /// The disk's number: its letters read as a bijective base-26 number.
+    pub disk: u32,
+    /// The partition, `None` for the whole disk.
+    pub part: Option<u32>,
+}
+
+impl XenDisk {
+    /// Parses a name without `/dev/` (`xvda`, `xvdb12`, `sda1`, `hdc`).
+    pub fn parse_name(name: &str) -> Option<XenDisk> {
+        let rest = DISK_PREFIXES.iter().find_map(|p| name.strip_prefix(p))?;
+        let letters = rest.bytes().take_while(u8::is_ascii_lowercase).count();
+        let (l, digits) = rest.split_at(letters);
+        if letters == 0 || letters > 4 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let disk = l
+            .bytes()
+            .fold(0u32, |n, b| n * 26 + u32::from(b - b'a') + 1)
+            - 1;
+        let part = match digits {
+            "" => None,
+            d => Some(d.parse().ok().filter(|&p| p > 0)?),
+        };
+        Some(XenDisk { disk, part })
+    }
+
+    /// Parses a device path: `/dev/xvda2`, `/dev/sdb`, or udev's
+    /// `/dev/disk/by-path/xen-vbd-<id>[-partN]` (Xen's virtual device
+    /// number: `202<<8 | disk<<4 | partition`, or the extended form
+    /// `1<<28 | disk<<8 | partition` for disks beyond the 16th).
+    pub fn parse_path(path: &str) -> Option<XenDisk> {
+        if let Some(name) = path.strip_prefix("/dev/") {
+            if !name.contains('/') {
+                return XenDisk::parse_name(name);
+            }
+        }
+        let id = path.strip_prefix("/dev/disk/by-path/xen-vbd-")?;
+        let (devid, part) = match id.split_once("-part") {
+            Some((d, p)) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => {
+                (d, p.parse::<u32>().ok().filter(|&p| p > 0))
+            }
+            Some(_) => return None,
+            None => (id, None),
+        };
+        let devid: u32 = devid.parse().ok()?;
+        let (disk, dev_part) = if devid & (1 << 28) != 0 {
+            ((devid >> 8) & 0xfffff, devid & 0xff)
+        } else if devid >> 8 == 202 {
+            ((devid & 0xff) >> 4, devid & 0xf)
+        } else {
+            return None;
+        };
+        let part = match (part, dev_part) {
+            (None, 0) => None,
+            (None, n) => Some(n),
+            (Some(p), 0) => Some(p),
+            _ => return None,
+        };
+        Some(XenDisk { disk, part })
+    }
+}
+
+/// A disk's letters (`0` → `a`, `26` → `aa`).
+pub fn disk_letters(mut n: u32) -> String {
+    let mut name = String::new();
+    loop {
+        name.insert(0, char::from(b'a' + (n % 26) as u8));
+        if n < 26 {
+            break name;
+        }
+        n = n / 26 - 1;
+    }
+}
+
+/// Which virtio disk each Xen disk becomes.
+///
+/// Under KVM the guest names its virtio disks in the domain's order
+/// (`vda`, `vdb`, … — PCI order, which is the order of the domain's
+/// `<disk>` elements), whatever the Xen names were: a guest whose disks
+/// were `xvda` and `xvdc` sees `vda` and `vdb`, and a filesystem given to
+/// Xen as the partition `xvda2` (xen-tools' one image per partition) is the
+/// whole disk `vdX`. With the Xen name of each disk, in the domain's order
+/// ([`DiskMap::from_targets`]), every Xen name is mapped by that order;
+/// without it ([`DiskMap::default`]) the letter is kept (`xvdc1` →
+/// `vdc1`), which is right for a guest whose disks are `xvda`, `xvdb`, ….
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DiskMap {
+    targets: Vec<XenDisk>,
+    /// The targets as the domain spells them.
+    names: Vec<String>,
+}
+
+impl DiskMap {
+    /// The letter-keeping map (no Xen names known).
+    pub const BY_LETTER: DiskMap = DiskMap {
+        targets: Vec::new(),
+        names: Vec::new(),
+    };
+
+    /// The map of a domain whose disks, in order, have these Xen targets
+    /// (`xvda`, `xvdc`; `xvda2`, `xvda1`). An empty list keeps letters.
+    pub fn from_targets<S: AsRef<str>>(targets: &[S]) -> Result<DiskMap, String> {
+        let mut out: Vec<XenDisk> = Vec::new();
+        let mut names = Vec::new();
+        for t in targets {
+            let t = t.as_ref();
+            names.push(t.strip_prefix("/dev/").unwrap_or(t).to_owned());
+            let d = XenDisk::parse_name(t.strip_prefix("/dev/").unwrap_or(t))
+                .ok_or_else(|| format!("{t:?} is not a Xen disk name (xvdX, xvdXN, sdX, hdX)"))?;
+            if out.contains(&d) {
+                return Err(format!("two disks have the Xen name {t}"));
+            }
+            out.push(d);
+        }
+        Ok(DiskMap {
+            targets: out,
+            names,
+        })
+    }
+
+    /// Each disk's Xen name and the virtio name the guest sees it by
+    /// (`("xvdc", "vdb")`), in the domain's order; empty when not known.
+    pub fn pairs(&self) -> Vec<(String, String)> {
+        self.names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.clone(), format!("vd{}", disk_letters(i as u32))))
+            .collect()
+    }
+
+    /// Whether the Xen names are known (else letters are kept).
+    pub fn is_known(&self) -> bool {
+        !self.targets.is_empty()
+    }
+
+    /// Whether some Xen names change letters or lose their partition
+    /// number under KVM (the mapping is not the letter-keeping one).
+    pub fn reorders(&self) -> bool {
+        self.targets
+            .iter()
+            .enumerate()
+            .any(|(i, t)| t.disk != i as u32 || t.part.is_some())
+    }
+
+    /// The KVM path of a Xen disk (`/dev/vdb1`), or why there is none.
+    pub fn kvm_path(&self, d: XenDisk) -> Result<String, String> {
+        let part = |p: Option<u32>| p.map(|p| p.to_string()).unwrap_or_default();
+        if self.targets.is_empty() {
+            return Ok(format!("/dev/vd{}{}", disk_letters(d.disk), part(d.part)));
+        }
+        if let Some(i) = self
+            .targets
+            .iter()
+            .position(|t| t.disk == d.disk && t.part.is_none())
+        {
+            return Ok(format!("/dev/vd{}{}", disk_letters(i as u32), part(d.part)));
+        }
+        if let Some(i) = self.targets.iter().position(|t| *t == d) {
+            return Ok(format!("/dev/vd{}", disk_letters(i as u32)));
+        }
+        let xen = format!("xvd{}", disk_letters(d.disk));
+        Err(
+            if d.part.is_none() && self.targets.iter().any(|t| t.disk == d.disk) {
+                format!("the domain has partitions of {xen} as disks, not the whole disk")
+            } else {
+                format!("the domain has no disk {xen}{}", part(d.part))
+            },
+        )
+    }
 }
 
 /// Whether a word (`root=/dev/xvda1`, `(hd0) /dev/xvda`, a by-path link)
@@ -328,6 +521,8 @@ mod tests {
         assert!(is_block_word("root=/dev/xvda1"));
         assert!(is_block_word("/dev/disk/by-path/xen-vbd-51712-part2"));
         assert!(!is_block_word("UUID=abc") && !is_block_word("/dev/vda1"));
+        assert!(is_block_word("root=/dev/sda1") && is_block_word("/dev/hdc"));
+        assert!(!is_block_word("/dev/shm") && !is_block_word("/dev/sd*"));
         assert!(names_driver("INITRD_MODULES=\"ext3 xenblk\""));
         assert!(names_driver("xen-blkfront,virtio_blk"));
         assert!(!names_driver("INITRD_MODULES=\"virtio_blk\""));
@@ -336,6 +531,84 @@ mod tests {
         assert!(is_guest_cmdline_key("GRUB_CMDLINE_LINUX_DEFAULT"));
         assert!(!is_guest_cmdline_key("GRUB_CMDLINE_XEN_DEFAULT"));
         assert!(is_guest_append_key("XEN_KERNEL_APPEND") && !is_guest_append_key("XEN_APPEND"));
+    }
+
+    #[test]
+    fn disk_names() {
+        let d = |disk, part| Some(XenDisk { disk, part });
+        assert_eq!(XenDisk::parse_name("xvda"), d(0, None));
+        assert_eq!(XenDisk::parse_name("sdb12"), d(1, Some(12)));
+        assert_eq!(XenDisk::parse_name("hdc1"), d(2, Some(1)));
+        assert_eq!(XenDisk::parse_name("xvdaa1"), d(26, Some(1)));
+        assert_eq!(XenDisk::parse_name("xvdz"), d(25, None));
+        for bad in ["xvd", "vda", "xvda0", "xvdA", "sda1x", "hd", "xvdaaaaa"] {
+            assert_eq!(XenDisk::parse_name(bad), None, "{bad}");
+        }
+        assert_eq!(XenDisk::parse_path("/dev/xvda2"), d(0, Some(2)));
+        assert_eq!(
+            XenDisk::parse_path("/dev/disk/by-path/xen-vbd-51712-part2"),
+            d(0, Some(2))
+        );
+        assert_eq!(
+            XenDisk::parse_path("/dev/disk/by-path/xen-vbd-51728"),
+            d(1, None)
+        );
+        assert_eq!(
+            XenDisk::parse_path("/dev/disk/by-path/xen-vbd-51713"),
+            d(0, Some(1))
+        );
+        assert_eq!(
+            XenDisk::parse_path("/dev/disk/by-path/xen-vbd-268439552-part1"),
+            d(16, Some(1))
+        );
+        assert_eq!(XenDisk::parse_path("/dev/disk/by-path/xen-vbd-oops"), None);
+        for n in [0, 25, 26, 27, 701, 702] {
+            let name = format!("xvd{}", disk_letters(n));
+            assert_eq!(XenDisk::parse_name(&name), d(n, None), "{name}");
+        }
+        assert_eq!(find_block_path("root=/dev/sda1"), Some(5));
+        assert_eq!(find_block_path("/dev/shm /dev/hdb"), Some(9));
+        assert_eq!(find_block_path("/dev/sd* /dev/vda"), None);
+    }
+
+    #[test]
+    fn disk_maps() {
+        let p = |m: &DiskMap, s: &str| m.kvm_path(XenDisk::parse_path(s).unwrap());
+        let letters = DiskMap::default();
+        assert_eq!(p(&letters, "/dev/xvdc1").unwrap(), "/dev/vdc1");
+        assert_eq!(p(&letters, "/dev/sda1").unwrap(), "/dev/vda1");
+        assert!(!letters.reorders() && !letters.is_known());
+        // Skipped letters: xvda, xvdc are vda, vdb under KVM.
+        let skipped = DiskMap::from_targets(&["xvda", "xvdc"]).unwrap();
+        assert!(skipped.reorders());
+        assert_eq!(
+            skipped.pairs(),
+            [
+                ("xvda".to_owned(), "vda".to_owned()),
+                ("xvdc".to_owned(), "vdb".to_owned())
+            ]
+        );
+        assert_eq!(p(&skipped, "/dev/xvdc1").unwrap(), "/dev/vdb1");
+        assert_eq!(p(&skipped, "/dev/sda").unwrap(), "/dev/vda");
+        assert_eq!(p(&skipped, "/dev/hdc").unwrap(), "/dev/vdb");
+        assert_eq!(
+            p(&skipped, "/dev/xvdb1").unwrap_err(),
+            "the domain has no disk xvdb1"
+        );
+        // xen-tools: one image per partition.
+        let parts = DiskMap::from_targets(&["xvda2", "/dev/xvda1"]).unwrap();
+        assert_eq!(p(&parts, "/dev/xvda2").unwrap(), "/dev/vda");
+        assert_eq!(p(&parts, "/dev/xvda1").unwrap(), "/dev/vdb");
+        assert!(p(&parts, "/dev/xvda")
+            .unwrap_err()
+            .contains("partitions of xvda"));
+        assert!(p(&parts, "/dev/xvda3").is_err());
+        let same = DiskMap::from_targets(&["xvda", "sdb"]).unwrap();
+        assert!(same.is_known() && !same.reorders());
+        assert!(DiskMap::from_targets(&["xvda", "sda"])
+            .unwrap_err()
+            .contains("two disks"));
+        assert!(DiskMap::from_targets(&["vda"]).is_err());
     }
 
     #[test]

@@ -39,6 +39,7 @@ use serde::Serialize;
 use xen2kvm_bootcheck::{self as bc, AccelChoice};
 use xen2kvm_diskcopy::{self as diskcopy, sums, Allocation, Sink};
 use xen2kvm_domxml as dx;
+use xen2kvm_inspector::xen::DiskMap;
 
 use crate::convert;
 use crate::interrupt::{self, Policy};
@@ -920,6 +921,7 @@ fn job(args: &Args, ev: &mut Events, report: &mut Report) -> Result<Exit> {
     };
     let (cexit, creport) = conversion(
         args,
+        &disk_map(&disks, ev),
         &partials,
         &out_format,
         &conv_mode,
@@ -1423,10 +1425,25 @@ fn boot_check(
     })
 }
 
+/// Which virtio disk each of the domain's disks becomes, by their Xen
+/// targets; letters are kept (with a warning) when a target is not a Xen
+/// disk name.
+fn disk_map(disks: &[Disk], ev: &mut Events) -> DiskMap {
+    let names: Vec<&str> = disks.iter().map(|d| d.target.as_str()).collect();
+    DiskMap::from_targets(&names).unwrap_or_else(|e| {
+        ev.warn(&format!(
+            "the disks' targets do not all name Xen disks ({e}): the guest's disk names keep their letters"
+        ));
+        DiskMap::default()
+    })
+}
+
 /// `xen2kvm convert`'s conversion of `disks` (copies, or the sources in a
 /// dry run), in one appliance launch; its exit and report.
+#[allow(clippy::too_many_arguments)]
 fn conversion(
     args: &Args,
+    disk_map: &DiskMap,
     disks: &[PathBuf],
     format: &str,
     mode: &convert::Mode,
@@ -1441,6 +1458,7 @@ fn conversion(
         root: args.root.clone(),
         skip: &[],
         macs: domain_macs,
+        disk_map,
         resume: false,
         source_disks: sources,
         quiet,
@@ -1473,6 +1491,7 @@ fn dry_run(
     if disks.iter().all(|d| d.format == disks[0].format) {
         let (e, creport) = conversion(
             args,
+            &disk_map(disks, ev),
             &sources,
             &disks[0].format,
             &convert::Mode::DryRun,

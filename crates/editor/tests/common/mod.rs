@@ -59,6 +59,7 @@ pub(crate) fn plan_of(fs: &DirFs, boot_code: bool, skip: &[String]) -> Plan {
         boot_disk: Some("/dev/sdX".to_owned()),
         skip,
         macs: &[],
+        disks: &xen2kvm_inspector::xen::DiskMap::BY_LETTER,
     };
     xen2kvm_editor::plan(fs, &ctx).unwrap()
 }

@@ -22,8 +22,8 @@ use std::process::Command;
 
 use serde_json::Value;
 use xen2kvm_tests::{
-    base_fingerprint, boot_check, fingerprint, fingerprint_diff, guestfish, overlay, repo_root,
-    require_image, rule_lines, sha256_file, xen2kvm_bin,
+    base_fingerprint, boot_check, fingerprint, fingerprint_diff, guestfish, guestfish_script_on,
+    overlay, repo_root, require_image, rule_lines, sha256_file, xen2kvm_bin,
 };
 
 /// Runs `xen2kvm convert ARGS --json`; returns the exit code and the report.
@@ -183,17 +183,70 @@ fn debian12_pygrub_guest_in_place_gets_boot_code_boots_and_reverts() {
 /// warnings, each edited file as it is on the disk, removed links, and the
 /// commands the guest's recording stubs saw.
 fn phony_golden(name: &str) {
-    let Some(src) = require_image(name) else {
-        return;
-    };
+    phony_golden_with_disks(name, &[]);
+}
+
+/// What [`phony_golden_with_disks`] converted: the report, the output's
+/// first disk, and the directory holding it.
+struct Converted {
+    report: Value,
+    out: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+/// [`phony_golden`] of a guest given more (empty) disks: the guest's disk
+/// is `xvda`, each of `targets` names one more disk (`--target`).
+fn phony_golden_with_disks(name: &str, targets: &[&str]) -> Option<Converted> {
+    let src = require_image(name)?;
     let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join(format!("{name}.qcow2"));
-    let (code, report) = convert(&[src.to_str().unwrap(), "-o", out.to_str().unwrap()]);
+    let src = src.to_str().unwrap().to_owned();
+    // The disks in the domain's order, the guest's own first.
+    let mut disks = vec![src.clone()];
+    for t in targets {
+        let extra = dir.path().join(format!("{t}.qcow2"));
+        let ok = Command::new("qemu-img")
+            .args(["create", "-q", "-f", "qcow2"])
+            .arg(&extra)
+            .arg("64M")
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "qemu-img create {}", extra.display());
+        disks.push(extra.to_str().unwrap().to_owned());
+    }
+    let mut args = disks.clone();
+    if !targets.is_empty() {
+        for (t, d) in std::iter::once(&"xvda").chain(targets).zip(&disks) {
+            args.extend(["--target".to_owned(), format!("{t}={d}")]);
+        }
+    }
+    // One disk: -o names the image; several: a directory.
+    let out = if targets.is_empty() {
+        let out = dir.path().join(format!("{name}.qcow2"));
+        args.extend(["-o".to_owned(), out.to_str().unwrap().to_owned()]);
+        out
+    } else {
+        let outdir = dir.path().join("out");
+        fs::create_dir(&outdir).unwrap();
+        args.extend(["-o".to_owned(), outdir.to_str().unwrap().to_owned()]);
+        let stem = std::path::Path::new(&src).file_stem().unwrap().to_owned();
+        outdir.join(stem).with_extension("qcow2")
+    };
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, report) = convert(&argv);
     assert_eq!(code, 0, "{report:#}");
     assert_eq!(report["result"], "converted");
     assert_eq!(report["residue"], serde_json::json!([]), "{report:#}");
     let mut text = String::new();
-    text.push_str(&format!("kernel: {}\n== changes\n", s(&report["kernel"])));
+    text.push_str(&format!("kernel: {}\n", s(&report["kernel"])));
+    if let Some(names) = report["disk_names"].as_array() {
+        let names: Vec<String> = names
+            .iter()
+            .map(|d| format!("{} -> {}", s(&d["xen"]), s(&d["kvm"])))
+            .collect();
+        text.push_str(&format!("disks: {}\n", names.join(", ")));
+    }
+    text.push_str("== changes\n");
     text.push_str(&rule_lines(&report["changes"]));
     text.push_str("== warnings\n");
     text.push_str(&rule_lines(&report["warnings"]));
@@ -213,7 +266,22 @@ fn phony_golden(name: &str) {
         script.push_str(&format!("is-symlink {link}\n"));
     }
     script.push_str("echo \"== stub calls\"\ncat /var/log/xen2kvm-stub-calls.log\n");
-    text.push_str(&guestfish(&out, false, &script));
+    if report["snapshots_ignored"]
+        .as_array()
+        .is_some_and(|a| !a.is_empty())
+    {
+        // guestfish -i refuses a disk with snapshots that look like
+        // systems: mount the root (its default subvolume) and SUSE's @/var.
+        let root = s(&report["root"]);
+        let prelude = format!("mount {root} /\nmount-options subvol=@/var {root} /var\n");
+        text.push_str(&guestfish_script_on(
+            &out,
+            false,
+            &format!("{prelude}{script}"),
+        ));
+    } else {
+        text.push_str(&guestfish(&out, false, &script));
+    }
     // The appliance's kernel names the guest's disk sda or sdb, depending on
     // probe order (the commands see that name).
     let text = text
@@ -225,6 +293,11 @@ fn phony_golden(name: &str) {
         &text,
     );
     goldens.finish();
+    Some(Converted {
+        report,
+        out,
+        _dir: dir,
+    })
 }
 
 #[test]
@@ -232,14 +305,62 @@ fn phony_sles11sp4_xenpv() {
     phony_golden("sles11sp4-xenpv");
 }
 
+/// SLES 12's data disk is the domain's `xvdc` (a skipped letter): given
+/// the domain's disk names, its fstab line says `/dev/vdb1`, the name the
+/// guest gives its second virtio disk.
 #[test]
 fn phony_sles12sp5_xenpv() {
-    phony_golden("sles12sp5-xenpv");
+    phony_golden_with_disks("sles12sp5-xenpv", &["xvdc"]);
 }
 
+/// SLES 15 as installed: the root is snapper's default subvolume
+/// (`@/.snapshots/1/snapshot`), and libguestfs also reports the read-only
+/// snapshots 2 and 3 as systems. The default subvolume is converted; the
+/// snapshots are listed, and left as they were.
 #[test]
 fn phony_sles15sp5_xenpv() {
-    phony_golden("sles15sp5-xenpv");
+    let Some(c) = phony_golden_with_disks("sles15sp5-xenpv", &[]) else {
+        return;
+    };
+    assert_eq!(
+        c.report["root_subvolume"], "@/.snapshots/1/snapshot",
+        "{:#}",
+        c.report
+    );
+    let ignored: Vec<&str> = c.report["snapshots_ignored"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(s)
+        .collect();
+    assert_eq!(
+        ignored,
+        [
+            "btrfsvol:/dev/sda2/@/.snapshots/2/snapshot",
+            "btrfsvol:/dev/sda2/@/.snapshots/3/snapshot"
+        ]
+    );
+    let text = guestfish_script_on(
+        &c.out,
+        false,
+        "mount-options subvol=@/.snapshots /dev/sda2 /\n\
+         grep GRUB_CMDLINE_LINUX_DEFAULT /1/snapshot/etc/default/grub\n\
+         grep GRUB_CMDLINE_LINUX_DEFAULT /2/snapshot/etc/default/grub\n\
+         ls /3/snapshot/etc/systemd/system/getty.target.wants\n",
+    );
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        !lines[0].contains("hvc0"),
+        "snapshot 1 (the root) converted: {text}"
+    );
+    assert!(
+        lines[1].contains("console=hvc0 resume=/dev/xvda1"),
+        "snapshot 2 untouched: {text}"
+    );
+    assert_eq!(
+        lines[2], "serial-getty@hvc0.service",
+        "snapshot 3 untouched: {text}"
+    );
 }
 
 #[test]
@@ -279,7 +400,12 @@ fn no_installable_boot_code_is_blocked_before_anything_is_written() {
     };
     let dir = tempfile::tempdir().unwrap();
     let guest = overlay(&src, dir.path());
-    guestfish(&guest, true, "rm-rf /usr/share/grub2/i386-pc\n");
+    // The root is the default subvolume (snapper's snapshot 1).
+    guestfish_script_on(
+        &guest,
+        true,
+        "mount /dev/sda2 /\nrm-rf /usr/share/grub2/i386-pc\n",
+    );
     let sha = sha256_file(&guest);
     let out = dir.path().join("out.qcow2");
     let (code, report) = convert(&[guest.to_str().unwrap(), "-o", out.to_str().unwrap()]);

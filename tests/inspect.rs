@@ -35,6 +35,12 @@ fn render(j: &Value) -> String {
         "os: {} {} ({}), init {}\n",
         os["distro"], os["version"], os["product"], os["init"]
     ));
+    if let Some(sv) = j["root_subvolume"].as_str() {
+        s.push_str(&format!("root subvolume: {sv}\n"));
+    }
+    for snap in j["snapshots_ignored"].as_array().into_iter().flatten() {
+        s.push_str(&format!("snapshot not converted: {snap}\n"));
+    }
     for k in j["kernels"].as_array().unwrap() {
         s.push_str(&format!(
             "kernel: {} xen_only={} virtio_blk={} initrd={} initrd_virtio_blk={}\n",

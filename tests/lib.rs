@@ -573,11 +573,22 @@ pub fn fake_virtio_win_iso(dir: &Path) -> PathBuf {
 /// Runs guestfish on `image` (read-only unless `rw`, the guest's
 /// filesystems mounted, TCG) with `script` on its stdin; returns its output.
 pub fn guestfish(image: &Path, rw: bool, script: &str) -> String {
+    run_guestfish(image, rw, true, script)
+}
+
+/// `guestfish --ro|--rw -a IMAGE` without `-i` (which refuses a disk where
+/// inspection finds several systems, e.g. snapper's snapshots): `script`
+/// mounts what it reads.
+pub fn guestfish_script_on(image: &Path, rw: bool, script: &str) -> String {
+    run_guestfish(image, rw, false, &format!("run\n{script}"))
+}
+
+fn run_guestfish(image: &Path, rw: bool, inspect: bool, script: &str) -> String {
     let out = Command::new("guestfish")
         .arg(if rw { "--rw" } else { "--ro" })
         .arg("-a")
         .arg(image)
-        .arg("-i")
+        .args(inspect.then_some("-i"))
         .env("LIBGUESTFS_BACKEND_SETTINGS", "force_tcg")
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())

@@ -205,8 +205,14 @@ kernel() {
 #   mbr-swap-ext4: xvda1 swap, xvda2 ext4 root
 #   mbr-ext4:      xvda1 ext4 root, xvda2 swap
 #   mbr-btrfs:     xvda1 swap, xvda2 btrfs with SUSE subvolumes (@ default)
+#   mbr-btrfs-snapper: xvda1 swap, xvda2 btrfs as SLES 12 SP1+/15 install
+#                  it: @ and its subvolumes, the root is snapper's snapshot
+#                  @/.snapshots/1/snapshot (the default subvolume), and the
+#                  read-only snapshots 2 and 3 of it (a zypper pre/post pair)
+#   mbr-boot-lvm:  xvda1 ext4 /boot (UUID $BOOT_UUID), xvda2 an LVM PV of
+#                  VolGroup: lv_root ext4 (the given UUID), lv_swap (RHEL 6)
 make_disk() {
-    local layout="$1" fs_uuid="$2"
+    local layout="$1" fs_uuid="$2" tarred=""
     rm -f "$OUT"
     truncate -s 256M "$OUT"
     tar --numeric-owner -C "$T" -cf "$WORK/tree.tar" .
@@ -251,8 +257,55 @@ make_disk() {
                 echo "umount /"
                 echo "mount /dev/sda2 /"
                 ;;
+            mbr-btrfs-snapper)
+                local subvols="var home opt srv tmp usr/local .snapshots"
+                echo "part-add /dev/sda p 2048 133119"
+                echo "part-add /dev/sda p 133120 -1"
+                echo "mkswap /dev/sda1 uuid:0b7e2d5c-6a41-4f0e-9b6a-3c1f0e8d2a11"
+                echo "mkfs-btrfs /dev/sda2"
+                echo "set-uuid /dev/sda2 $fs_uuid"
+                echo "mount /dev/sda2 /"
+                echo "btrfs-subvolume-create /@"
+                for sv in $subvols; do
+                    echo "mkdir-p /@/$(dirname "$sv")"
+                    echo "btrfs-subvolume-create /@/$sv"
+                done
+                echo "mkdir /@/.snapshots/1"
+                echo "btrfs-subvolume-create /@/.snapshots/1/snapshot"
+                echo "umount /"
+                # The snapshot is the default subvolume: what a mount
+                # without subvol= (the root's fstab line) gets.
+                echo "mount-options subvol=@/.snapshots/1/snapshot /dev/sda2 /"
+                # Subvolume ids count from 256 in creation order: @, the
+                # subvolumes, then the snapshot.
+                echo "btrfs-subvolume-set-default $((257 + $(wc -w <<< "$subvols"))) /"
+                for sv in $subvols; do
+                    echo "mkdir-p /$sv"
+                    echo "mount-options subvol=@/$sv /dev/sda2 /$sv"
+                done
+                echo "tar-in $WORK/tree.tar /"
+                for n in 2 3; do
+                    echo "mkdir-p /.snapshots/$n"
+                    echo "btrfs-subvolume-snapshot / /.snapshots/$n/snapshot ro:true"
+                done
+                tarred=1
+                ;;
+            mbr-boot-lvm)
+                echo "part-add /dev/sda p 2048 206847"
+                echo "part-add /dev/sda p 206848 -1"
+                echo "mke2fs /dev/sda1 fstype:ext4 uuid:${BOOT_UUID:?}"
+                echo "pvcreate /dev/sda2"
+                echo "vgcreate VolGroup /dev/sda2"
+                echo "lvcreate lv_root VolGroup 100"
+                echo "lvcreate lv_swap VolGroup 16"
+                echo "mke2fs /dev/VolGroup/lv_root fstype:ext4 uuid:$fs_uuid"
+                echo "mkswap /dev/VolGroup/lv_swap"
+                echo "mount /dev/VolGroup/lv_root /"
+                echo "mkdir /boot"
+                echo "mount /dev/sda1 /boot"
+                ;;
         esac
-        echo "tar-in $WORK/tree.tar /"
+        [ -n "${tarred:-}" ] || echo "tar-in $WORK/tree.tar /"
         echo "umount-all"
     } > "$WORK/session.gf"
     guestfish --rw -a "$OUT" -f "$WORK/session.gf" >&2

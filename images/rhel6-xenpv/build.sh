@@ -2,12 +2,15 @@
 # Imitates: a CentOS 6.10 Xen PV guest: pvops kernel 2.6.32-754.35.1.el6,
 # /boot/grub/grub.conf (menu.lst and /etc/grub.conf are symlinks to it),
 # initramfs-<ver>.img naming, console=hvc0, hvc0 in securetty, modprobe
-# aliases naming the Xen drivers; ext4 root on xvda1 by UUID, swap on xvda2;
-# SELinux enforcing (RHEL 6's default).
+# aliases naming the Xen drivers; anaconda's default layout: /boot on xvda1
+# (by UUID), an LVM root and swap on xvda2 (VolGroup/lv_root, lv_swap), an
+# lvm.conf filter that accepts only Xen disks and LVM's persistent cache
+# naming them; SELinux enforcing (RHEL 6's default).
 set -euo pipefail
 here="$(dirname "${BASH_SOURCE[0]}")"
 source "$here/../common/phony.sh"
 root=2e4f6a8c-0b1d-4e3f-8a5b-7c9d1e2f3a4b
+export BOOT_UUID=6c1d9e2a-4b7f-4a3e-9d20-8e5f1b3c7a64
 kver=2.6.32-754.35.1.el6.x86_64
 install_busybox
 stub /sbin/dracut /sbin/mkinitrd /sbin/grub-install /sbin/grubby
@@ -19,8 +22,9 @@ put /etc/fstab <<X
 # /etc/fstab
 # Created by anaconda on Tue Jun  2 10:14:07 2020
 #
-UUID=$root /                       ext4    defaults        1 1
-/dev/xvda2              swap                    swap    defaults        0 0
+/dev/mapper/VolGroup-lv_root /                       ext4    defaults        1 1
+UUID=$BOOT_UUID /boot                   ext4    defaults        1 2
+/dev/mapper/VolGroup-lv_swap swap                    swap    defaults        0 0
 tmpfs                   /dev/shm                tmpfs   defaults        0 0
 devpts                  /dev/pts                devpts  gid=5,mode=620  0 0
 sysfs                   /sys                    sysfs   defaults        0 0
@@ -36,8 +40,8 @@ timeout=5
 hiddenmenu
 title CentOS (2.6.32-754.35.1.el6.x86_64)
 	root (hd0,0)
-	kernel /boot/vmlinuz-$kver ro root=UUID=$root rd_NO_LUKS rd_NO_LVM rd_NO_MD rd_NO_DM LANG=en_US.UTF-8 KEYTABLE=us console=hvc0
-	initrd /boot/initramfs-$kver.img
+	kernel /vmlinuz-$kver ro root=/dev/mapper/VolGroup-lv_root rd_NO_LUKS rd_LVM_LV=VolGroup/lv_root rd_LVM_LV=VolGroup/lv_swap rd_NO_MD rd_NO_DM LANG=en_US.UTF-8 KEYTABLE=us console=hvc0
+	initrd /initramfs-$kver.img
 X
 ln -s ./grub.conf "$T/boot/grub/menu.lst"
 ln -s ../boot/grub/grub.conf "$T/etc/grub.conf"
@@ -49,6 +53,28 @@ UPDATEDEFAULT=yes
 
 # DEFAULTKERNEL specifies the default kernel package type
 DEFAULTKERNEL=kernel
+X
+put /etc/lvm/lvm.conf <<'X'
+# This is an example configuration file for the LVM2 system.
+devices {
+    dir = "/dev"
+    scan = [ "/dev" ]
+    preferred_names = [ ]
+    # Only the Xen disks (set up on the Xen host).
+    filter = [ "a|^/dev/xvd.*|", "r|.*|" ]
+    cache_dir = "/etc/lvm/cache"
+    write_cache_state = 1
+}
+X
+put /etc/lvm/cache/.cache <<'X'
+# This file is automatically maintained by lvm.
+
+persistent_filter_cache {
+	valid_devices=[
+		"/dev/xvda2",
+		"/dev/disk/by-path/xen-vbd-51712-part2"
+	]
+}
 X
 put /etc/selinux/config <<'X'
 # This file controls the state of SELinux on the system.
@@ -72,4 +98,4 @@ HWADDR=00:16:3E:21:43:65
 ONBOOT=yes
 BOOTPROTO=dhcp
 X
-make_disk mbr-ext4 "$root"
+make_disk mbr-boot-lvm "$root"

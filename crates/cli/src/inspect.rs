@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 use xen2kvm_editor::{self as editor, Ctx};
 use xen2kvm_inspector::facts::{self, Avail, Facts, Verdict};
-use xen2kvm_inspector::{Guest, OpenOptions, Opened};
+use xen2kvm_inspector::{Guest, OpenOptions, Opened, RootInfo};
 
 use crate::Exit;
 
@@ -60,6 +60,7 @@ pub(crate) fn run(args: Args) -> Result<Exit> {
         boot_disk: Some(guest.boot_disk()?),
         skip: &[],
         macs: &[],
+        disks: &xen2kvm_inspector::xen::DiskMap::BY_LETTER,
     };
     let mut verdict = editor::verdict(&guest, &ctx).context("planning the conversion")?;
     // A guest left between Xen and KVM by a cut-short in-place conversion.
@@ -75,16 +76,10 @@ pub(crate) fn run(args: Args) -> Result<Exit> {
     if args.json {
         println!(
             "{}",
-            serde_json::to_string_pretty(&JsonInspect::new(
-                &args.disks,
-                &info.device,
-                &info.arch,
-                &f,
-                &verdict
-            ))?
+            serde_json::to_string_pretty(&JsonInspect::new(&args.disks, &info, &f, &verdict))?
         );
     } else {
-        print_human(&info.device, &info.arch, &f, &verdict);
+        print_human(&info, &f, &verdict);
     }
     Ok(match verdict {
         Verdict::Blocked { .. } => Exit::Blocked,
@@ -100,14 +95,30 @@ fn avail(a: &Avail) -> String {
     }
 }
 
-fn print_human(root: &str, arch: &str, f: &Facts, v: &Verdict) {
+/// A btrfs root: the subvolume that boots, and the snapshots left alone.
+pub(crate) fn print_snapshots(info: &RootInfo) {
+    if let Some(sv) = &info.subvolume {
+        println!("btrfs: the root is the default subvolume {sv} (what the guest boots; every edit goes there)");
+    }
+    if !info.snapshots_ignored.is_empty() {
+        println!("snapshots not converted (older states of the guest):");
+        for s in &info.snapshots_ignored {
+            println!("  {s}");
+        }
+    }
+}
+
+fn print_human(info: &RootInfo, f: &Facts, v: &Verdict) {
     println!(
-        "guest: {} {} ({}), root {root}, {arch}, init {}",
+        "guest: {} {} ({}), root {}, {}, init {}",
         f.os.distro,
         f.os.version,
         f.os.product,
+        info.device,
+        info.arch,
         f.init.as_str()
     );
+    print_snapshots(info);
     println!("kernels:");
     for k in &f.kernels {
         let xen = k
@@ -194,6 +205,12 @@ struct JsonInspect {
     version: u32,
     disks: Vec<String>,
     root: String,
+    /// A btrfs root's subvolume (the default one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    root_subvolume: Option<String>,
+    /// Snapshots inspection also found, not converted.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    snapshots_ignored: Vec<String>,
     os: JsonOs,
     kernels: Vec<JsonKernel>,
     chosen_kernel: Option<String>,
@@ -260,11 +277,14 @@ struct JsonVerdict {
 }
 
 impl JsonInspect {
-    fn new(disks: &[PathBuf], root: &str, arch: &str, f: &Facts, v: &Verdict) -> JsonInspect {
+    fn new(disks: &[PathBuf], info: &RootInfo, f: &Facts, v: &Verdict) -> JsonInspect {
+        let (root, arch) = (info.device.as_str(), info.arch.as_str());
         JsonInspect {
             version: 1,
             disks: disks.iter().map(|d| d.display().to_string()).collect(),
             root: root.to_owned(),
+            root_subvolume: info.subvolume.clone(),
+            snapshots_ignored: info.snapshots_ignored.clone(),
             os: JsonOs {
                 distro: f.os.distro.clone(),
                 version: f.os.version.clone(),

@@ -38,6 +38,13 @@ pub struct RootInfo {
     pub mounts: Vec<(String, String)>,
     /// Mount points that could not be mounted, with the reason.
     pub mount_failures: Vec<String>,
+    /// A btrfs root: the subvolume mounted as `/` (the default one, e.g.
+    /// snapper's `@/.snapshots/1/snapshot`), where every edit goes.
+    pub subvolume: Option<String>,
+    /// Snapshots that inspection also reported as operating systems
+    /// (snapper's, `btrfsvol:/dev/sda2/@/.snapshots/2/snapshot`): older
+    /// states of the guest that it does not boot; not converted.
+    pub snapshots_ignored: Vec<String>,
 }
 
 /// A guest opened by [`Guest::open_any`].
@@ -109,7 +116,7 @@ impl Guest {
                 )));
             }
         }
-        let device = choose_root(roots, opts.root.as_deref())?;
+        let (device, snapshots_ignored) = choose_root(roots, opts.root.as_deref())?;
         let os_type = g
             .inspect_get_type(&device)
             .map_err(gerr("inspect_get_type", &device))?;
@@ -125,7 +132,9 @@ impl Guest {
             let product = g.inspect_get_product_name(&device).unwrap_or_default();
             return Err(Error::NotLinux(format!("{os_type} ({product})")));
         }
-        let root = describe_and_mount(&g, &device, opts.readonly)?;
+        let mut root = describe_and_mount(&g, &device, opts.readonly)?;
+        root.snapshots_ignored = snapshots_ignored;
+        root.subvolume = default_subvolume(&g, &device);
         Ok(Opened::Linux(Guest {
             g,
             root,
@@ -165,19 +174,28 @@ impl Guest {
             .map_err(gerr("command", &argv.join(" ")))
     }
 
-    /// The API name of the disk holding the root, every partition, and
-    /// whether the root is one of them (else a whole-disk filesystem or LVM,
-    /// and the disk is the first one).
+    /// The filesystem holding `/boot`: its own when mounted separately
+    /// (RHEL's `/boot` partition beside an LVM root), else the root.
+    fn boot_fs(&self) -> &str {
+        self.root
+            .mounts
+            .iter()
+            .find(|(mp, _)| mp == "/boot")
+            .map_or(self.root.device.as_str(), |(_, dev)| dev.as_str())
+    }
+
+    /// The API name of the disk holding `/boot` (see [`Guest::boot_fs`]),
+    /// every partition, and whether that filesystem is one of them (else a
+    /// whole-disk filesystem or LVM, and the disk is the first one).
     fn root_disk(&self) -> Result<(String, Vec<String>, bool)> {
         let partitions = self
             .g
             .list_partitions()
             .map_err(gerr("list_partitions", ""))?;
-        let is_partition = partitions.contains(&self.root.device);
+        let fs = self.boot_fs();
+        let is_partition = partitions.iter().any(|p| p == fs);
         let disk = if is_partition {
-            self.g
-                .part_to_dev(&self.root.device)
-                .map_err(gerr("part_to_dev", &self.root.device))?
+            self.g.part_to_dev(fs).map_err(gerr("part_to_dev", fs))?
         } else {
             let devices = self.g.list_devices().map_err(gerr("list_devices", ""))?;
             devices.into_iter().next().unwrap_or_default()
@@ -230,28 +248,22 @@ impl Guest {
     /// name: the appliance's own disk and the guest's are probed in either
     /// order, and libguestfs translates its API names to hide that.
     pub fn boot_disk(&self) -> Result<String> {
-        let (api_disk, _, is_partition) = self.root_disk()?;
-        // The root filesystem's UUID names it for the appliance's blkid.
-        let uuid = self
-            .g
-            .vfs_uuid(&self.root.device)
-            .map_err(gerr("vfs_uuid", &self.root.device))?;
+        let (api_disk, _, _) = self.root_disk()?;
+        // The filesystem's UUID names it for the appliance's blkid.
+        let fs = self.boot_fs();
+        let uuid = self.g.vfs_uuid(fs).map_err(gerr("vfs_uuid", fs))?;
         if uuid.is_empty() || !uuid.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
             return Ok(api_disk);
         }
+        // blkid finds the filesystem's device (a partition, a logical
+        // volume, an MD array); lsblk walks from it to the disk beneath
+        // (an LV's physical volume's disk), which is where boot code goes.
+        let script = format!("d=$(blkid -U {uuid}) && lsblk -nslpo NAME,TYPE \"$d\" || true");
         let found = self
             .g
-            .debug("sh", &[format!("blkid -U {uuid} || true").as_str()])
-            .map_err(gerr("debug sh blkid", &uuid))?;
-        let kernel_dev = found.trim();
-        if !kernel_dev.starts_with("/dev/") {
-            return Ok(api_disk);
-        }
-        Ok(if is_partition {
-            kernel_disk(kernel_dev)
-        } else {
-            kernel_dev.to_owned()
-        })
+            .debug("sh", &[script.as_str()])
+            .map_err(gerr("debug sh blkid/lsblk", &uuid))?;
+        Ok(disk_of_lsblk(&found).unwrap_or(api_disk))
     }
 
     /// Makes sure the appliance has `/dev/disk/by-uuid/<uuid>` for every
@@ -408,12 +420,16 @@ fn check_qcow2(disk: &std::path::Path) -> Result<()> {
 
 /// The whole disk of a kernel partition name: `/dev/sdb1` → `/dev/sdb`,
 /// `/dev/nvme0n1p2` → `/dev/nvme0n1`, `/dev/vda3` → `/dev/vda`.
-fn kernel_disk(part: &str) -> String {
-    let stem = part.trim_end_matches(|c: char| c.is_ascii_digit());
-    match stem.strip_suffix('p') {
-        Some(disk) if disk.ends_with(|c: char| c.is_ascii_digit()) => disk.to_owned(),
-        _ => stem.to_owned(),
-    }
+/// The first whole disk in `lsblk -nslpo NAME,TYPE DEV`'s output (the
+/// device, then what it is made of, down to disks).
+fn disk_of_lsblk(out: &str) -> Option<String> {
+    out.lines().find_map(|l| {
+        let mut w = l.split_whitespace();
+        match (w.next(), w.next()) {
+            (Some(name), Some("disk")) if name.starts_with("/dev/") => Some(name.to_owned()),
+            _ => None,
+        }
+    })
 }
 
 /// Whether a boot sector holds a known bootloader's code.
@@ -423,20 +439,63 @@ fn has_loader(sector: &[u8]) -> bool {
         .any(|sig| sector.windows(sig.len()).any(|w| w == *sig))
 }
 
-fn choose_root(roots: Vec<String>, wanted: Option<&str>) -> Result<String> {
-    match (wanted, roots.len()) {
-        (Some(w), _) => roots
-            .iter()
-            .find(|r| *r == w)
-            .cloned()
-            .ok_or(Error::UnknownRoot {
+/// Whether an inspection root is a snapper snapshot
+/// (`btrfsvol:/dev/sda2/@/.snapshots/2/snapshot`): libguestfs reports each
+/// snapshot holding an OS as a root of its own.
+fn is_snapshot_root(root: &str) -> bool {
+    let Some(rest) = root.strip_prefix("btrfsvol:") else {
+        return false;
+    };
+    let Some(at) = rest.find(".snapshots/") else {
+        return false;
+    };
+    rest[at + ".snapshots/".len()..]
+        .strip_suffix("/snapshot")
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// The root to open, and the snapshot roots set aside: a guest's snapper
+/// snapshots are older states of it, not other systems, so when a root
+/// that is not a snapshot exists (the filesystem itself, whose default
+/// subvolume is the snapshot that boots), the snapshots are ignored.
+fn choose_root(roots: Vec<String>, wanted: Option<&str>) -> Result<(String, Vec<String>)> {
+    if let Some(w) = wanted {
+        return match roots.iter().find(|r| *r == w) {
+            Some(r) => Ok((r.clone(), Vec::new())),
+            None => Err(Error::UnknownRoot {
                 wanted: w.to_owned(),
                 found: roots,
             }),
-        (None, 0) => Err(Error::NoOs),
-        (None, 1) => Ok(roots.into_iter().next().unwrap_or_default()),
-        (None, _) => Err(Error::MultipleRoots(roots)),
+        };
     }
+    let (snapshots, mut others): (Vec<String>, Vec<String>) =
+        roots.iter().cloned().partition(|r| is_snapshot_root(r));
+    if others.is_empty() {
+        others = snapshots.clone();
+    }
+    match others.len() {
+        0 => Err(Error::NoOs),
+        1 => {
+            let root = others.remove(0);
+            let ignored = snapshots.into_iter().filter(|s| *s != root).collect();
+            Ok((root, ignored))
+        }
+        _ => Err(Error::MultipleRoots(roots)),
+    }
+}
+
+/// The path of a btrfs filesystem's default subvolume (what a mount
+/// without `subvol=` gets), when `dev` is one and it is not the top level.
+fn default_subvolume(g: &Handle, dev: &str) -> Option<String> {
+    if dev.starts_with("btrfsvol:") || g.vfs_type(dev).ok()? != "btrfs" {
+        return None;
+    }
+    let id = u64::try_from(g.btrfs_subvolume_get_default("/").ok()?).ok()?;
+    g.btrfs_subvolume_list("/")
+        .ok()?
+        .into_iter()
+        .find(|v| v.btrfssubvolume_id == id)
+        .map(|v| v.btrfssubvolume_path)
 }
 
 fn describe_and_mount(g: &Handle, dev: &str, readonly: bool) -> Result<RootInfo> {
@@ -480,6 +539,8 @@ fn describe_and_mount(g: &Handle, dev: &str, readonly: bool) -> Result<RootInfo>
             g.inspect_get_minor_version(dev).unwrap_or(0),
         ),
         arch: s(g.inspect_get_arch(dev)),
+        subvolume: None,
+        snapshots_ignored: Vec::new(),
         mounts,
         mount_failures,
     })
@@ -831,18 +892,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn kernel_disks() {
-        assert_eq!(kernel_disk("/dev/sdb1"), "/dev/sdb");
-        assert_eq!(kernel_disk("/dev/sda12"), "/dev/sda");
-        assert_eq!(kernel_disk("/dev/nvme0n1p2"), "/dev/nvme0n1");
-        assert_eq!(kernel_disk("/dev/vda3"), "/dev/vda");
+    fn disks_under_a_filesystem() {
+        let lv = "/dev/mapper/VolGroup-lv_root lvm\n/dev/sdb2                    part\n/dev/sdb                     disk\n";
+        assert_eq!(disk_of_lsblk(lv).as_deref(), Some("/dev/sdb"));
+        assert_eq!(
+            disk_of_lsblk("/dev/sda1 part\n/dev/sda disk\n").as_deref(),
+            Some("/dev/sda")
+        );
+        // A filesystem on the whole disk (a Xen partition image).
+        assert_eq!(
+            disk_of_lsblk("/dev/sdb disk\n").as_deref(),
+            Some("/dev/sdb")
+        );
+        assert_eq!(disk_of_lsblk(""), None);
+        assert_eq!(disk_of_lsblk("garbage\n"), None);
     }
 
     #[test]
     fn root_choice() {
+        let one = |r: Result<(String, Vec<String>)>| r.unwrap().0;
         assert!(matches!(choose_root(vec![], None), Err(Error::NoOs)));
         assert_eq!(
-            choose_root(vec!["/dev/sda1".into()], None).unwrap(),
+            one(choose_root(vec!["/dev/sda1".into()], None)),
             "/dev/sda1"
         );
         assert!(matches!(
@@ -850,16 +921,48 @@ mod tests {
             Err(Error::MultipleRoots(_))
         ));
         assert_eq!(
-            choose_root(
+            one(choose_root(
                 vec!["/dev/sda1".into(), "/dev/sdb1".into()],
                 Some("/dev/sdb1")
-            )
-            .unwrap(),
+            )),
             "/dev/sdb1"
         );
         assert!(matches!(
             choose_root(vec!["/dev/sda1".into()], Some("/dev/sdz")),
             Err(Error::UnknownRoot { .. })
+        ));
+        // snapper: the filesystem (its default subvolume) and two
+        // snapshots that libguestfs also calls roots.
+        let snap2 = "btrfsvol:/dev/sda2/@/.snapshots/2/snapshot".to_owned();
+        let snap3 = "btrfsvol:/dev/sda2/@/.snapshots/3/snapshot".to_owned();
+        let (root, ignored) =
+            choose_root(vec!["/dev/sda2".into(), snap2.clone(), snap3.clone()], None).unwrap();
+        assert_eq!(root, "/dev/sda2");
+        assert_eq!(ignored, [snap2.clone(), snap3.clone()]);
+        // Asked for by name, a snapshot is the root.
+        assert_eq!(
+            one(choose_root(
+                vec!["/dev/sda2".into(), snap2.clone()],
+                Some(&snap2)
+            )),
+            snap2
+        );
+        // Only snapshots: one is the root; several are several roots.
+        assert_eq!(one(choose_root(vec![snap3.clone()], None)), snap3);
+        assert!(matches!(
+            choose_root(vec![snap2.clone(), snap3.clone()], None),
+            Err(Error::MultipleRoots(_))
+        ));
+        // Two systems and a snapshot are still two systems.
+        assert!(matches!(
+            choose_root(vec!["/dev/sda1".into(), "/dev/sdb2".into(), snap2], None),
+            Err(Error::MultipleRoots(_))
+        ));
+        assert!(!is_snapshot_root("btrfsvol:/dev/sda2/@/home"));
+        assert!(!is_snapshot_root("btrfsvol:/dev/sda2/@/.snapshots"));
+        assert!(!is_snapshot_root("/dev/sda2"));
+        assert!(is_snapshot_root(
+            "btrfsvol:/dev/sda2/.snapshots/12/snapshot"
         ));
     }
 }

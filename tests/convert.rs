@@ -3,9 +3,10 @@
 //! - the Debian Xen PV guest with GRUB on its disk is converted to a copy
 //!   (by `migrate`, in `tests/migrate.rs`: the copy is migrate's, the
 //!   conversion the same), which boots; the source byte-identical;
-//! - the pygrub-only Debian guest is converted in place (GRUB installed on
-//!   the disk), exactly as its dry run said, boots, and `revert` puts it
-//!   back exactly as it was (every path under /etc and /boot, the first MiB);
+//! - the pygrub-only Debian guest on LVM is converted in place (its LVM
+//!   filter rewritten, GRUB installed on the disk beneath the volume group),
+//!   exactly as its dry run said, boots, and `revert` puts it back exactly
+//!   as it was (every path under /etc and /boot, the first MiB);
 //! - after every conversion nothing is left (`residue`), so a second one
 //!   changes nothing;
 //! - every phony guest's edited files and the commands its recording stubs
@@ -112,15 +113,17 @@ fn rules_of_steps(report: &Value) -> Vec<&str> {
         .collect()
 }
 
-/// The pygrub-only Debian guest (no boot code on its disk), in place: the
-/// dry run shows exactly what the conversion then does (GRUB installed on
-/// the disk among it), the converted disk boots, and `revert` puts the
-/// guest back exactly as it was: every path under /etc and /boot and the
-/// disk's first MiB (the boot code removed again), read independently with
-/// guestfish (`fingerprint`).
+/// The pygrub-only Debian guest on LVM (/boot on xvda1, debian-vg on
+/// xvda2, an LVM filter that sees only Xen disks, initramfs-tools, no boot
+/// code on its disk), in place: the dry run shows exactly what the
+/// conversion then does (the filter rewritten, GRUB installed on the disk
+/// beneath the volume group, not on a logical volume), the converted disk
+/// boots with its network, and `revert` puts the guest back exactly as it
+/// was: every path under /etc and /boot and the disk's first MiB (the boot
+/// code removed again), read independently with guestfish (`fingerprint`).
 #[test]
-fn debian12_pygrub_guest_in_place_gets_boot_code_boots_and_reverts() {
-    let image = "debian12-xenpv-pygrub";
+fn debian12_lvm_pygrub_guest_in_place_gets_boot_code_boots_and_reverts() {
+    let image = "debian12-xenpv-lvm";
     let Some(base) = require_image(image) else {
         return;
     };
@@ -142,6 +145,23 @@ fn debian12_pygrub_guest_in_place_gets_boot_code_boots_and_reverts() {
     );
     assert_eq!(r["residue"], serde_json::json!([]), "{r:#}");
     assert_eq!(r["journal"], "/var/lib/xen2kvm/journal/1", "{r:#}");
+    let changes = rule_lines(&r["changes"]);
+    assert!(
+        changes.contains("[block-devices] /etc/lvm/lvm.conf: line 5: filter names xvd devices; now vd"),
+        "{changes}"
+    );
+    let install = r["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["rule"] == "grub-install")
+        .map(|s| s["command"].as_str().unwrap().to_owned())
+        .unwrap();
+    let target = install.split_whitespace().nth(2).unwrap_or("");
+    assert!(
+        matches!(target, "/dev/sda" | "/dev/sdb"),
+        "GRUB goes on the disk beneath debian-vg: {install}"
+    );
     assert_eq!(
         plan_part(&r),
         plan_part(&dry),

@@ -117,7 +117,7 @@ fn remove_stale(name: &str, keep: &std::path::Path) -> Result<()> {
         let Some(rest) = file.strip_prefix(&format!("{name}-")) else {
             continue;
         };
-        // Another recipe whose name extends this one (debian12-xenpv-pygrub).
+        // Another recipe whose name extends this one (debian12-xenpv-lvm).
         if rest.len() < 16 || !rest[..16].chars().all(|c| c.is_ascii_hexdigit()) {
             continue;
         }

@@ -105,7 +105,7 @@ fn step<T>(name: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
 /// The images the end-to-end tests use.
 const TEST_IMAGES: &[&str] = &[
     "debian12-xenpv",
-    "debian12-xenpv-pygrub",
+    "debian12-xenpv-lvm",
     "debian12-kvm",
     "sles11sp4-xenpv",
     "sles11-xenonly",

@@ -147,7 +147,9 @@ fn debian12_lvm_pygrub_guest_in_place_gets_boot_code_boots_and_reverts() {
     assert_eq!(r["journal"], "/var/lib/xen2kvm/journal/1", "{r:#}");
     let changes = rule_lines(&r["changes"]);
     assert!(
-        changes.contains("[block-devices] /etc/lvm/lvm.conf: line 5: filter names xvd devices; now vd"),
+        changes.contains(
+            "[block-devices] /etc/lvm/lvm.conf: line 5: filter names xvd devices; now vd"
+        ),
         "{changes}"
     );
     let install = r["steps"]

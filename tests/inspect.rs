@@ -39,6 +39,7 @@ fn render(j: &Value) -> String {
         s.push_str(&format!("root subvolume: {sv}\n"));
     }
     for snap in j["snapshots_ignored"].as_array().into_iter().flatten() {
+        let snap = snap.as_str().unwrap_or("");
         s.push_str(&format!("snapshot not converted: {snap}\n"));
     }
     for k in j["kernels"].as_array().unwrap() {

@@ -42,8 +42,9 @@ pub struct RootInfo {
     /// snapper's `@/.snapshots/1/snapshot`), where every edit goes.
     pub subvolume: Option<String>,
     /// Snapshots that inspection also reported as operating systems
-    /// (snapper's, `btrfsvol:/dev/sda2/@/.snapshots/2/snapshot`): older
-    /// states of the guest that it does not boot; not converted.
+    /// (snapper's), as subvolume paths of the root's filesystem
+    /// (`@/.snapshots/2/snapshot`): older states of the guest that it does
+    /// not boot; not converted.
     pub snapshots_ignored: Vec<String>,
 }
 
@@ -454,7 +455,21 @@ fn is_snapshot_root(root: &str) -> bool {
         .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
-/// The root to open, and the snapshot roots set aside: a guest's snapper
+/// The subvolume path of a `btrfsvol:DEVICE/PATH` root
+/// (`@/.snapshots/2/snapshot`). libguestfs names DEVICE as the appliance's
+/// kernel does (`/dev/sdb2` for what its API calls `/dev/sda2`, depending
+/// on the probe order), so reports keep only the path.
+fn subvolume_of(root: &str) -> String {
+    let rest = root.strip_prefix("btrfsvol:").unwrap_or(root);
+    let after_dev = rest
+        .strip_prefix("/dev/mapper/")
+        .or_else(|| rest.strip_prefix("/dev/"))
+        .and_then(|r| r.split_once('/'))
+        .map(|(_, path)| path);
+    after_dev.unwrap_or(rest).to_owned()
+}
+
+/// The root to open, and the snapshots set aside (their subvolume paths): a guest's snapper
 /// snapshots are older states of it, not other systems, so when a root
 /// that is not a snapshot exists (the filesystem itself, whose default
 /// subvolume is the snapshot that boots), the snapshots are ignored.
@@ -477,7 +492,11 @@ fn choose_root(roots: Vec<String>, wanted: Option<&str>) -> Result<(String, Vec<
         0 => Err(Error::NoOs),
         1 => {
             let root = others.remove(0);
-            let ignored = snapshots.into_iter().filter(|s| *s != root).collect();
+            let ignored = snapshots
+                .iter()
+                .filter(|s| **s != root)
+                .map(|s| subvolume_of(s))
+                .collect();
             Ok((root, ignored))
         }
         _ => Err(Error::MultipleRoots(roots)),
@@ -938,7 +957,14 @@ mod tests {
         let (root, ignored) =
             choose_root(vec!["/dev/sda2".into(), snap2.clone(), snap3.clone()], None).unwrap();
         assert_eq!(root, "/dev/sda2");
-        assert_eq!(ignored, [snap2.clone(), snap3.clone()]);
+        assert_eq!(
+            ignored,
+            ["@/.snapshots/2/snapshot", "@/.snapshots/3/snapshot"]
+        );
+        assert_eq!(
+            subvolume_of("btrfsvol:/dev/mapper/vg-srv/.snapshots/4/snapshot"),
+            ".snapshots/4/snapshot"
+        );
         // Asked for by name, a snapshot is the root.
         assert_eq!(
             one(choose_root(

@@ -49,10 +49,8 @@ pub fn rewrite(
             changed = true;
             continue;
         }
-        let (new, pairs, unknown) = remap_in(arg, disks);
-        for (u, why) in unknown {
-            warnings.push(format!("left {u} as it is ({why})"));
-        }
+        let (new, pairs, notes) = remap_in(arg, disks);
+        warnings.extend(notes);
         if !pairs.is_empty() {
             changes.push(format!("{arg} -> {new}"));
             changed = true;

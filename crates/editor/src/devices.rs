@@ -14,24 +14,29 @@ use crate::text::{edit_lines, is_comment};
 use crate::Edit;
 
 /// The KVM name of one Xen device path (`/dev/xvda2` → `/dev/vda2`; with
-/// the domain's disks known, by their order: [`DiskMap`]), or why it is
-/// left as it is.
-pub fn remap_path(path: &str, disks: &DiskMap) -> Result<String, String> {
+/// the domain's disks known, by their order: [`DiskMap`]), and a note when
+/// the domain's disks do not explain it (a stale line for a disk the domain
+/// no longer has): it then keeps its letter, as without the domain. `Err`:
+/// not a Xen disk name this module understands; left as it is.
+pub fn remap_path(path: &str, disks: &DiskMap) -> Result<(String, Option<String>), String> {
     let disk =
         XenDisk::parse_path(path).ok_or_else(|| "not a Xen disk name xen2kvm knows".to_owned())?;
-    disks.kvm_path(disk)
+    match disks.kvm_path(disk) {
+        Ok(new) => Ok((new, None)),
+        Err(why) => {
+            let new = DiskMap::BY_LETTER.kvm_path(disk)?;
+            Ok((new, Some(why)))
+        }
+    }
 }
 
-/// The Xen-looking paths a rewrite left alone, each with the reason.
-pub type Unmapped = Vec<(String, String)>;
-
 /// Rewrites every Xen device path inside `text` (a line, a word, a kernel
-/// argument). Returns the new text, the `(old, new)` pairs, and the
-/// Xen-looking paths it left alone.
-pub fn remap_in(text: &str, disks: &DiskMap) -> (String, Vec<(String, String)>, Unmapped) {
+/// argument). Returns the new text, the `(old, new)` pairs, and warnings
+/// (paths left alone, paths the domain's disks do not explain).
+pub fn remap_in(text: &str, disks: &DiskMap) -> (String, Vec<(String, String)>, Vec<String>) {
     let mut out = String::with_capacity(text.len());
     let mut pairs = Vec::new();
-    let mut unknown = Vec::new();
+    let mut warnings = Vec::new();
     let mut rest = text;
     while let Some(at) = find_xen_path(rest) {
         out.push_str(&rest[..at]);
@@ -41,19 +46,22 @@ pub fn remap_in(text: &str, disks: &DiskMap) -> (String, Vec<(String, String)>, 
             .unwrap_or(tail.len());
         let path = &tail[..end];
         match remap_path(path, disks) {
-            Ok(new) => {
+            Ok((new, note)) => {
+                if let Some(why) = note {
+                    warnings.push(format!("{path} -> {new} by its letter: {why}"));
+                }
                 out.push_str(&new);
                 pairs.push((path.to_owned(), new));
             }
             Err(why) => {
                 out.push_str(path);
-                unknown.push((path.to_owned(), why));
+                warnings.push(format!("left {path} as it is ({why})"));
             }
         }
         rest = &tail[end..];
     }
     out.push_str(rest);
-    (out, pairs, unknown)
+    (out, pairs, warnings)
 }
 
 use xen2kvm_inspector::xen::{
@@ -68,10 +76,9 @@ pub fn remap_file(text: &str, disks: &DiskMap) -> Edit {
         if is_comment(line) {
             return None;
         }
-        let (new, pairs, unknown) = remap_in(line, disks);
-        for (u, why) in unknown {
-            edit.warnings
-                .push(format!("line {n}: left {u} as it is ({why})"));
+        let (new, pairs, notes) = remap_in(line, disks);
+        for w in notes {
+            edit.warnings.push(format!("line {n}: {w}"));
         }
         if pairs.is_empty() {
             return None;
@@ -94,17 +101,16 @@ pub fn remap_mdadm_conf(text: &str, disks: &DiskMap) -> Edit {
         if is_comment(line) {
             return None;
         }
-        let (mut new, pairs, mut unknown) = remap_in(line, disks);
+        let (mut new, pairs, mut notes) = remap_in(line, disks);
         if line.trim_start().starts_with("DEVICE") && new.contains("/dev/xvd") {
             // Globs (`/dev/xvd*`) name the Xen disks as a family.
             new = new.replace("/dev/xvd", "/dev/vd");
-            unknown.clear();
+            notes.clear();
             edit.changes
                 .push(format!("line {n}: DEVICE names xvd devices; now vd"));
         }
-        for (u, why) in unknown {
-            edit.warnings
-                .push(format!("line {n}: left {u} as it is ({why})"));
+        for w in notes {
+            edit.warnings.push(format!("line {n}: {w}"));
         }
         for (old, to) in &pairs {
             edit.changes.push(format!("line {n}: {old} -> {to}"));
@@ -151,60 +157,40 @@ mod tests {
 
     #[test]
     fn paths() {
+        let letter = |p: &str| remap_path(p, &DiskMap::BY_LETTER).ok().map(|(new, _)| new);
+        assert_eq!(letter("/dev/xvda").as_deref(), Some("/dev/vda"));
+        assert_eq!(letter("/dev/xvdb12").as_deref(), Some("/dev/vdb12"));
+        assert_eq!(letter("/dev/xvdaa1").as_deref(), Some("/dev/vdaa1"));
         assert_eq!(
-            remap_path("/dev/xvda", &DiskMap::BY_LETTER).ok().as_deref(),
-            Some("/dev/vda")
-        );
-        assert_eq!(
-            remap_path("/dev/xvdb12", &DiskMap::BY_LETTER)
-                .ok()
-                .as_deref(),
-            Some("/dev/vdb12")
-        );
-        assert_eq!(
-            remap_path("/dev/xvdaa1", &DiskMap::BY_LETTER)
-                .ok()
-                .as_deref(),
-            Some("/dev/vdaa1")
-        );
-        assert_eq!(
-            remap_path("/dev/disk/by-path/xen-vbd-51712-part2", &DiskMap::BY_LETTER)
-                .ok()
-                .as_deref(),
+            letter("/dev/disk/by-path/xen-vbd-51712-part2").as_deref(),
             Some("/dev/vda2")
         );
         assert_eq!(
-            remap_path("/dev/disk/by-path/xen-vbd-51728", &DiskMap::BY_LETTER)
-                .ok()
-                .as_deref(),
+            letter("/dev/disk/by-path/xen-vbd-51728").as_deref(),
             Some("/dev/vdb")
         );
         assert_eq!(
-            remap_path(
-                "/dev/disk/by-path/xen-vbd-268439552-part1",
-                &DiskMap::BY_LETTER
-            )
-            .ok()
-            .as_deref(),
+            letter("/dev/disk/by-path/xen-vbd-268439552-part1").as_deref(),
             Some("/dev/vdq1")
         );
         assert_eq!(
-            remap_path("/dev/disk/by-path/xen-vbd-51713", &DiskMap::BY_LETTER)
-                .ok()
-                .as_deref(),
+            letter("/dev/disk/by-path/xen-vbd-51713").as_deref(),
             Some("/dev/vda1")
         );
-        assert!(remap_path("/dev/xvd*", &DiskMap::BY_LETTER).is_err());
-        assert!(remap_path("/dev/xvda1x", &DiskMap::BY_LETTER).is_err());
+        assert_eq!(letter("/dev/xvd*"), None);
+        assert_eq!(letter("/dev/xvda1x"), None);
+        assert_eq!(letter("/dev/sda1").as_deref(), Some("/dev/vda1"));
+        assert_eq!(letter("/dev/hdc").as_deref(), Some("/dev/vdc"));
+        assert_eq!(letter("/dev/disk/by-path/xen-vbd-oops"), None);
+        // A disk the domain does not have keeps its letter, with a note.
+        let skipped = DiskMap::from_targets(&["xvda", "xvdc"]).unwrap();
         assert_eq!(
-            remap_path("/dev/sda1", &DiskMap::BY_LETTER).ok().as_deref(),
-            Some("/dev/vda1")
+            remap_path("/dev/xvdb1", &skipped).unwrap(),
+            (
+                "/dev/vdb1".to_owned(),
+                Some("the domain has no disk xvdb1".to_owned())
+            )
         );
-        assert_eq!(
-            remap_path("/dev/hdc", &DiskMap::BY_LETTER).ok().as_deref(),
-            Some("/dev/vdc")
-        );
-        assert!(remap_path("/dev/disk/by-path/xen-vbd-oops", &DiskMap::BY_LETTER).is_err());
     }
 
     #[test]
@@ -236,8 +222,8 @@ mod tests {
 
     /// xenlinux names (SLES 10/11 `kernel-xen`: the domain config's `sda1`)
     /// and a domain whose disks skip a letter (`xvda`, `xvdc`: under KVM
-    /// the second disk is `vdb`); a name no disk of the domain has is kept
-    /// with a warning naming the line.
+    /// the second disk is `vdb`); a name no disk of the domain has keeps
+    /// its letter, with a warning naming the line.
     #[test]
     fn domain_order_and_xenlinux_names() {
         let skipped = DiskMap::from_targets(&["sda", "sdc"]).unwrap();
@@ -255,10 +241,13 @@ mod tests {
                 "line 3: /dev/sdc1 -> /dev/vdb1",
             ],
         );
+        // A stale line for a disk the domain no longer has keeps its letter
+        // (as without the domain), with a warning naming the line.
         let e = remap_file("/dev/hdb /media/cdrom auto noauto 0 0\n", &skipped);
+        assert_eq!(e.text, "/dev/vdb /media/cdrom auto noauto 0 0\n");
         assert_eq!(
             e.warnings,
-            ["line 1: left /dev/hdb as it is (the domain has no disk xvdb)"]
+            ["line 1: /dev/hdb -> /dev/vdb by its letter: the domain has no disk xvdb"]
         );
         // xen-tools: the root filesystem image is xvda2, swap is xvda1.
         let parts = DiskMap::from_targets(&["xvda2", "xvda1"]).unwrap();

@@ -261,7 +261,7 @@ proptest! {
     #[test]
     fn device_paths_map_one_way(path in "/dev/(xvd|vd|sd|hd)[a-z]{0,3}[0-9]{0,3}[a-z*]{0,1}") {
         for disks in [DiskMap::BY_LETTER, DiskMap::from_targets(&["xvda", "xvdc", "xvde2"]).unwrap()] {
-            if let Ok(new) = devices::remap_path(&path, &disks) {
+            if let Ok((new, _)) = devices::remap_path(&path, &disks) {
                 prop_assert!(new.starts_with("/dev/vd"));
                 prop_assert!(devices::remap_path(&new, &disks).is_err());
             }

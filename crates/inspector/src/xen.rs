@@ -291,7 +291,8 @@ impl DiskMap {
             .any(|(i, t)| t.disk != i as u32 || t.part.is_some())
     }
 
-    /// The KVM path of a Xen disk (`/dev/vdb1`), or why there is none.
+    /// The KVM path of a Xen disk (`/dev/vdb1`), or why the domain's disks
+    /// do not give one (the editor then keeps the letter, and warns).
     pub fn kvm_path(&self, d: XenDisk) -> Result<String, String> {
         let part = |p: Option<u32>| p.map(|p| p.to_string()).unwrap_or_default();
         if self.targets.is_empty() {

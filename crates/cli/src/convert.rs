@@ -176,7 +176,7 @@ fn target_arg(s: &str) -> Result<(String, PathBuf), String> {
 }
 
 /// The disk map of `--target`: every disk named once, in the disks' order.
-pub(crate) fn disk_map(disks: &[PathBuf], targets: &[(String, PathBuf)]) -> Result<DiskMap> {
+fn disk_map(disks: &[PathBuf], targets: &[(String, PathBuf)]) -> Result<DiskMap> {
     if targets.is_empty() {
         return Ok(DiskMap::default());
     }

@@ -130,6 +130,12 @@ pub fn image_path(name: &str) -> io::Result<PathBuf> {
     Ok(cache_dir().join(format!("{name}-{}.qcow2", recipe_hash(name)?)))
 }
 
+/// Another disk of a guest with several (`cargo xtask images` caches it
+/// beside the image, e.g. debian12-xentools' `swap`).
+pub fn image_extra(name: &str, label: &str) -> io::Result<PathBuf> {
+    Ok(cache_dir().join(format!("{name}-{}.{label}.qcow2", recipe_hash(name)?)))
+}
+
 /// Whether end-to-end tests should run.
 pub fn e2e_enabled() -> bool {
     if std::env::var("XEN2KVM_SKIP_E2E").as_deref() == Ok("1") {

@@ -887,3 +887,143 @@ fn bad_inputs_fail_with_one_clear_line_and_leave_nothing() {
         b"someone's disk"
     );
 }
+
+/// A guest made by Debian's xen-tools: one bare image per partition
+/// (`disk.img` as `xvda2`, its root; `swap.img` as `xvda1`), booted by
+/// pygrub, no boot code anywhere. As built it cannot boot under KVM, and
+/// `convert` without the disks' Xen names refuses it, saying which to give;
+/// migrated from its xl.cfg, the root image is re-laid as partition 1 of
+/// a new disk (DOS table at 1 MiB, GRUB installed), every device spec names
+/// its filesystem by UUID, and the result boots with both disks.
+#[test]
+fn xentools_partition_images_are_relaid_migrated_and_boot() {
+    let Some(image) = require_image("debian12-xentools") else {
+        return;
+    };
+    let swap_image = xen2kvm_tests::image_extra("debian12-xentools", "swap").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let disk = dir.path().join("disk.img");
+    let swap = dir.path().join("swap.img");
+    qemu_img_raw(&image, &disk);
+    qemu_img_raw(&swap_image, &swap);
+    let disk_sha = sha256_file(&disk);
+    let recipe = xen2kvm_tests::repo_root().join("images/debian12-xentools");
+    let fill = |file: &str| {
+        std::fs::read_to_string(recipe.join(file))
+            .unwrap()
+            .replace("@DISK@", disk.to_str().unwrap())
+            .replace("@SWAP@", swap.to_str().unwrap())
+    };
+
+    // As built: nothing to boot from.
+    let (code, verdict) = xen2kvm_tests::boot_check(&disk, &dir.path().join("logs-before"), &[]);
+    assert_ne!(code, 0, "{verdict:#}");
+    assert_eq!(
+        verdict["reason"]["kind"], "no-bootable-device",
+        "{verdict:#}"
+    );
+
+    // Without the Xen names, convert cannot know what the guest calls
+    // these disks: blocked, naming what to give.
+    let out = Command::new(xen2kvm_bin())
+        .args(["convert", "--dry-run", "--json"])
+        .arg(&disk)
+        .arg(&swap)
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(3), "{report:#}");
+    let error = report["error"].as_str().unwrap();
+    assert!(
+        error.contains("bare filesystem") && error.contains("--target xvda2="),
+        "{error}"
+    );
+
+    // The libvirt XML translates to a KVM domain with the two disks in
+    // order (vda, vdb): what the guest's device specs are mapped by.
+    let xml = dir.path().join("guest.xml");
+    std::fs::write(&xml, fill("guest.xml")).unwrap();
+    let out = Command::new(xen2kvm_bin())
+        .arg("domxml")
+        .arg(&xml)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let kvm = String::from_utf8_lossy(&out.stdout);
+    let at = |needle: &str| {
+        kvm.find(needle)
+            .unwrap_or_else(|| panic!("{needle}: {kvm}"))
+    };
+    assert!(at("<target dev='vda' bus='virtio'/>") < at("<target dev='vdb' bus='virtio'/>"));
+    assert!(at(&disk.display().to_string()) < at(&swap.display().to_string()));
+
+    // migrate -i xl: copied, re-laid, converted, boot-checked.
+    let cfg = dir.path().join("guest.cfg");
+    std::fs::write(&cfg, fill("guest.cfg")).unwrap();
+    let outdir = dir.path().join("out");
+    std::fs::create_dir(&outdir).unwrap();
+    let (code, _, report) = migrate(
+        &[
+            "-i",
+            "xl",
+            cfg.to_str().unwrap(),
+            "-o",
+            "local",
+            "-os",
+            outdir.to_str().unwrap(),
+            "--boot-check",
+            "--log-dir",
+            dir.path().join("logs").to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(report["result"], "migrated", "{report:#}");
+    let conv = &report["conversion"];
+    assert_eq!(conv["relaid"][0]["xen"], "xvda2", "{conv:#}");
+    assert_eq!(conv["relaid"][0]["kvm"], "vda1", "{conv:#}");
+    assert_eq!(conv["disk_names"][1]["kvm"], "vdb", "{conv:#}");
+    let changes = xen2kvm_tests::rule_lines(&conv["changes"]);
+    for needle in [
+        "/etc/fstab: line 3: /dev/xvda2 -> UUID=5e1f2d3c-4b5a-4968-8776-a5b4c3d2e1f0",
+        "/etc/fstab: line 4: /dev/xvda1 -> UUID=7c0ffee0-1d2e-4f3a-8b4c-5d6e7f809a1b",
+        "root=/dev/xvda2 -> root=UUID=5e1f2d3c-4b5a-4968-8776-a5b4c3d2e1f0",
+    ] {
+        assert!(changes.contains(needle), "{needle}:\n{changes}");
+    }
+    assert!(
+        conv["residue"].as_array().is_some_and(Vec::is_empty),
+        "{conv:#}"
+    );
+    assert_eq!(report["boot_check"]["verdict"], "booted", "{report:#}");
+    assert_eq!(report["boot_check"]["network"], "up", "{report:#}");
+    let log = std::fs::read_to_string(report["boot_check"]["log"].as_str().unwrap()).unwrap();
+    assert!(
+        log.contains("Activated swap"),
+        "the swap disk was not used:\n{log}"
+    );
+    for d in &report["disks"].as_array().unwrap()[..] {
+        assert_eq!(d["source_unchanged"], true, "{d}");
+    }
+    assert_eq!(sha256_file(&disk), disk_sha, "the source changed");
+
+    // The new disk: a DOS table with one active Linux partition at 1 MiB
+    // holding the whole filesystem, and GRUB's boot code before it.
+    let out = outdir.join("debian12-xentools-vda.img");
+    let bytes = std::fs::read(&out).map(|b| b[..512].to_vec()).unwrap();
+    assert_eq!(&bytes[510..], &[0x55, 0xAA]);
+    assert!(bytes[..440].iter().any(|&b| b != 0), "no boot code");
+    assert_eq!(bytes[446], 0x80);
+    assert_eq!(bytes[450], 0x83);
+    let lba = u32::from_le_bytes(bytes[454..458].try_into().unwrap());
+    let sectors = u32::from_le_bytes(bytes[458..462].try_into().unwrap());
+    assert_eq!(lba, 2048);
+    assert_eq!(
+        u64::from(sectors) * 512,
+        std::fs::metadata(&disk).unwrap().len()
+    );
+}

@@ -6,7 +6,9 @@
 //! image is reused as long as its recipe is unchanged. A recipe with a
 //! `from` file is derived: its parent is built first and its `build.sh`
 //! starts from the parent's image (`$PARENT`) instead of building a guest
-//! again.
+//! again. A guest with more than one disk writes the others as
+//! `$WORK/extra/LABEL.raw`; each is cached beside the image as
+//! `<image>.LABEL.qcow2` (`xen2kvm_tests::image_extra`).
 
 use std::fs;
 use std::path::PathBuf;
@@ -14,7 +16,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use xen2kvm_tests::{cache_dir, image_path, recipe_parent, recipes, repo_root};
+use xen2kvm_tests::{cache_dir, image_extra, image_path, recipe_parent, recipes, repo_root};
 
 use crate::run;
 
@@ -87,6 +89,26 @@ fn build_one(name: &str) -> Result<PathBuf> {
         .args(["convert", "-c", "-O", "qcow2"])
         .arg(&raw)
         .arg(&part))?;
+    let extra = work.join("extra");
+    if extra.is_dir() {
+        for e in fs::read_dir(&extra)? {
+            let p = e?.path();
+            let Some(label) = p
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_suffix(".raw"))
+            else {
+                continue;
+            };
+            let dst = image_extra(name, label)?;
+            let part = dst.with_extension("qcow2.part");
+            run(Command::new("qemu-img")
+                .args(["convert", "-c", "-O", "qcow2"])
+                .arg(&p)
+                .arg(&part))?;
+            fs::rename(&part, &dst)?;
+        }
+    }
     let manifest = work.join("manifest.txt");
     if manifest.is_file() {
         fs::copy(&manifest, image.with_extension("manifest.txt"))?;

@@ -167,7 +167,7 @@ fn rule_name(s: &str) -> Result<String, String> {
 }
 
 /// `--target XEN=DISK`.
-fn target_arg(s: &str) -> Result<(String, PathBuf), String> {
+pub(crate) fn target_arg(s: &str) -> Result<(String, PathBuf), String> {
     let (name, disk) = s
         .split_once('=')
         .ok_or_else(|| format!("{s:?}: say XEN=DISK (xvda2=disk.img)"))?;
@@ -176,7 +176,7 @@ fn target_arg(s: &str) -> Result<(String, PathBuf), String> {
 }
 
 /// The disk map of `--target`: every disk named once, in the disks' order.
-fn disk_map(disks: &[PathBuf], targets: &[(String, PathBuf)]) -> Result<DiskMap> {
+pub(crate) fn disk_map(disks: &[PathBuf], targets: &[(String, PathBuf)]) -> Result<DiskMap> {
     if targets.is_empty() {
         return Ok(DiskMap::default());
     }
@@ -313,6 +313,7 @@ fn run_inner(args: &Args) -> Result<Exit> {
         source_disks: &args.disks,
         quiet: args.json,
         windows: &args.windows,
+        preallocate: false,
     };
     let exit = convert_disks(&job, &mut report, &mut times)?;
     if exit == Exit::Ok {
@@ -350,6 +351,9 @@ pub(crate) struct Job<'a> {
     pub(crate) quiet: bool,
     /// `--virtio-win`, `--ide` (Windows guests).
     pub(crate) windows: &'a crate::windows::WinArgs,
+    /// Copies are fully allocated (`migrate -oa preallocated`): so is a
+    /// disk re-laid.
+    pub(crate) preallocate: bool,
 }
 
 /// Converts `job.disks`, filling `report` (printed by the caller): the
@@ -377,7 +381,7 @@ pub(crate) fn convert_disks(job: &Job<'_>, report: &mut Report, times: &mut Time
             "while launching the appliance; partial outputs were removed, the source was not changed",
         ));
     }
-    let guest = match opened? {
+    let mut guest = match opened? {
         Opened::Linux(g) => g,
         Opened::Windows(w) => {
             let _appliance = w.pid().map(interrupt::child);
@@ -385,7 +389,7 @@ pub(crate) fn convert_disks(job: &Job<'_>, report: &mut Report, times: &mut Time
             return crate::windows::convert(job, w, report, times);
         }
     };
-    let _appliance = guest.pid().map(interrupt::child);
+    let mut _appliance = guest.pid().map(interrupt::child);
     times.appliance = t.elapsed();
 
     // A guest left half-converted is put back first, or not touched.
@@ -403,6 +407,50 @@ pub(crate) fn convert_disks(job: &Job<'_>, report: &mut Report, times: &mut Time
             .context("restoring the guest from its unfinished journal (--resume)")?;
         resumed = r.restored;
         interrupt::set_policy(Policy::Abort)?;
+    }
+
+    // The filesystems' UUIDs name them when the disks are renamed; a bare
+    // filesystem holding /boot is re-laid into a partitioned disk first.
+    let mut disk_map = job.disk_map.clone();
+    disk_map.add_uuids(&guest.filesystem_uuids()?);
+    if let Some((i, api)) = guest.bare_boot_disk()? {
+        match relay(job, &mut disk_map, i, report) {
+            Err(error) => {
+                guest.close()?;
+                report.result = "blocked";
+                report.error = Some(error);
+                return Ok(Exit::Blocked);
+            }
+            Ok(false) => {}
+            Ok(true) => {
+                guest.close()?;
+                progress(&format!(
+                    "re-laying {} as partition 1 of a new disk",
+                    job.source_disks[i].display()
+                ));
+                let t = Instant::now();
+                interrupt::fault("relay");
+                crate::image::relay(&job.disks[i], &job.format, job.preallocate)
+                    .context("re-laying the bare filesystem into a partitioned disk")?;
+                times.copy += t.elapsed();
+                progress("launching the appliance again");
+                let t = Instant::now();
+                let root = job
+                    .root
+                    .clone()
+                    .map(|r| if r == api { format!("{r}1") } else { r });
+                guest = Guest::open(
+                    job.disks,
+                    &OpenOptions {
+                        readonly: false,
+                        format: Some(job.format.clone()),
+                        root,
+                    },
+                )?;
+                _appliance = guest.pid().map(interrupt::child);
+                times.appliance += t.elapsed();
+            }
+        }
     }
 
     let t = Instant::now();
@@ -424,12 +472,11 @@ pub(crate) fn convert_disks(job: &Job<'_>, report: &mut Report, times: &mut Time
         boot_disk: Some(boot_disk),
         skip: job.skip,
         macs: job.macs,
-        disks: job.disk_map,
+        disks: &disk_map,
     };
     let plan = editor::plan(&guest, &ctx).context("planning the conversion")?;
     report.set_plan(&plan);
-    report.disk_names = job
-        .disk_map
+    report.disk_names = disk_map
         .pairs()
         .into_iter()
         .map(|(xen, kvm)| JsonDiskName { xen, kvm })
@@ -545,6 +592,61 @@ pub(crate) fn convert_disks(job: &Job<'_>, report: &mut Report, times: &mut Time
         "converted"
     };
     Ok(Exit::Ok)
+}
+
+/// Whether the `i`-th disk, a bare filesystem holding `/boot`, is to be
+/// re-laid now (copy mode), would be (a dry run: the plan names it as
+/// re-laid), or why it cannot be (in place; the Xen names unknown).
+fn relay(
+    job: &Job<'_>,
+    disk_map: &mut DiskMap,
+    i: usize,
+    report: &mut Report,
+) -> std::result::Result<bool, String> {
+    let in_place = matches!(job.mode, Mode::InPlace);
+    let r = bare_disk(disk_map, i, &job.source_disks[i], in_place)
+        .map_err(|(reason, remedy)| format!("{reason}; {remedy}"))?;
+    report.relaid.push(r);
+    Ok(matches!(job.mode, Mode::Copy { .. }))
+}
+
+/// The `i`-th disk (`disk`) is a bare filesystem holding `/boot`: with its
+/// Xen name known, it is re-laid as partition 1 of a new disk (marked so
+/// in `disk_map`: the plan names it `vdX1`); else, or `in_place`, the
+/// reason it cannot be and the remedy. `inspect` and `convert` say the
+/// same.
+pub(crate) fn bare_disk(
+    disk_map: &mut DiskMap,
+    i: usize,
+    disk: &Path,
+    in_place: bool,
+) -> std::result::Result<JsonRelaid, (String, String)> {
+    let disk = disk.display().to_string();
+    let reason = "is a bare filesystem holding /boot (no partition table, so no place for boot code): it is re-laid as partition 1 of a new disk";
+    let Some((_, name)) = disk_map.target(i) else {
+        return Err((
+            format!("{disk} {reason}, and the guest's names for its disks follow their Xen names, which are not known"),
+            format!("give every disk its Xen name from the domain config (--target xvda2={disk}), or run xen2kvm migrate on the domain"),
+        ));
+    };
+    let name = name.to_owned();
+    if in_place {
+        return Err((
+            format!("{disk} ({name}) {reason}, which cannot be done in place"),
+            "convert to a copy (-o OUT)".to_owned(),
+        ));
+    }
+    disk_map.set_relaid(i);
+    let kvm = disk_map
+        .pairs()
+        .get(i)
+        .map(|(_, k)| k.clone())
+        .unwrap_or_default();
+    Ok(JsonRelaid {
+        disk,
+        xen: name,
+        kvm,
+    })
 }
 
 /// The report of a run interrupted before the guest was inspected (while
@@ -696,6 +798,17 @@ struct Seconds {
     total: f64,
 }
 
+/// A bare filesystem re-laid as partition 1 of a new disk.
+#[derive(Debug, Serialize)]
+pub(crate) struct JsonRelaid {
+    /// The source disk.
+    pub(crate) disk: String,
+    /// Its Xen name (`xvda2`).
+    pub(crate) xen: String,
+    /// The partition it now is under KVM (`vda1`).
+    pub(crate) kvm: String,
+}
+
 /// One disk's Xen name and its virtio name.
 #[derive(Debug, Serialize)]
 struct JsonDiskName {
@@ -723,6 +836,10 @@ pub(crate) struct Report {
     /// the Xen names are known (`--target`, or the domain's).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     disk_names: Vec<JsonDiskName>,
+    /// Bare filesystems re-laid into partitioned disks (copy mode; a dry
+    /// run says which would be).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    relaid: Vec<JsonRelaid>,
     pub(crate) result: &'static str,
     pub(crate) error: Option<String>,
     changes: Vec<JsonChange>,
@@ -762,6 +879,7 @@ impl Report {
             os: String::new(),
             kernel: None,
             disk_names: Vec::new(),
+            relaid: Vec::new(),
             result: "",
             error: None,
             changes: Vec::new(),
@@ -967,6 +1085,15 @@ impl Report {
             println!(
                 "disks: {} (virtio names follow the domain's disk order)",
                 names.join(", ")
+            );
+        }
+        for r in &self.relaid {
+            println!(
+                "re-laid: {} ({}) is a bare filesystem: {} partition 1 (at 1 MiB) of a new disk with a DOS partition table and GRUB ({} under KVM)",
+                r.disk,
+                r.xen,
+                if self.mode == "dry-run" { "would become" } else { "now" },
+                r.kvm
             );
         }
         if let Some(w) = &self.windows {

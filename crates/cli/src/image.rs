@@ -139,6 +139,93 @@ pub(crate) fn convert(
     Ok(())
 }
 
+/// Re-lays the bare filesystem image `path` (in `format`) as partition 1
+/// of a new disk: a DOS partition table, the partition at 1 MiB (see
+/// `xen2kvm_diskcopy::mbr`), the filesystem copied in unchanged (holes
+/// stay holes, unless `preallocate`). The new image is written beside
+/// the old one and renamed over it.
+pub(crate) fn relay(path: &Path, format: &str, preallocate: bool) -> Result<()> {
+    use xen2kvm_diskcopy::mbr;
+    let size = info(path)?.virtual_size;
+    anyhow::ensure!(
+        mbr::fits(size),
+        "{}: {size} bytes do not fit in one DOS partition (2 TiB at most)",
+        path.display()
+    );
+    let mut tmp_name = path.as_os_str().to_owned();
+    tmp_name.push(".relay");
+    let tmp = std::path::PathBuf::from(tmp_name);
+    let _ = std::fs::remove_file(&tmp);
+    let made = Removed(&tmp);
+    let mut create = Command::new("qemu-img");
+    create.args(["create", "-q", "-f", format]);
+    if preallocate {
+        create.args(["-o", "preallocation=falloc"]);
+    }
+    qemu_img(create.arg(&tmp).arg(mbr::disk_len(size).to_string()))?;
+    // The table, from a one-sector file.
+    let signature = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos())
+        ^ std::process::id().rotate_left(16);
+    let mut table =
+        tempfile::NamedTempFile::new().context("a temporary file for the partition table")?;
+    std::io::Write::write_all(&mut table, &mbr::single_partition(size, signature))
+        .context("writing the partition table")?;
+    let at = |offset: u64, len: u64| {
+        let file = tmp.to_string_lossy().replace(',', ",,");
+        let file = match format {
+            "raw" => format!("file.driver=file,file.filename={file}"),
+            f => format!("file.driver={f},file.file.driver=file,file.file.filename={file}"),
+        };
+        format!("driver=raw,offset={offset},size={len},{file}")
+    };
+    qemu_img(
+        Command::new("qemu-img")
+            .args(["convert", "-n", "-f", "raw"])
+            .arg(table.path())
+            .args(["--target-image-opts", &at(0, 512)]),
+    )?;
+    // The filesystem, at 1 MiB.
+    qemu_img(
+        Command::new("qemu-img")
+            .args(["convert", "-n", "--target-is-zero", "-f", format])
+            .arg(path)
+            .args(["--target-image-opts", &at(mbr::OFFSET, size)]),
+    )?;
+    std::fs::rename(&tmp, path)
+        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
+    std::mem::forget(made);
+    Ok(())
+}
+
+/// Removes a file when dropped (a half-written image).
+struct Removed<'a>(&'a Path);
+
+impl Drop for Removed<'_> {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(self.0);
+    }
+}
+
+/// Runs one `qemu-img` command (in its own process group, stopped by a
+/// signal to xen2kvm); its error output is the error.
+fn qemu_img(cmd: &mut Command) -> Result<()> {
+    use std::os::unix::process::CommandExt;
+    let child = cmd
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .context("running qemu-img (install qemu-utils)")?;
+    let _guard = crate::interrupt::child(child.id());
+    let out = child.wait_with_output().context("waiting for qemu-img")?;
+    if !out.status.success() {
+        bail!("qemu-img: {}", String::from_utf8_lossy(&out.stderr).trim());
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -9,6 +9,7 @@ use xen2kvm_editor::{self as editor, Ctx};
 use xen2kvm_inspector::facts::{self, Avail, Facts, Verdict};
 use xen2kvm_inspector::{Guest, OpenOptions, Opened, RootInfo};
 
+use crate::convert::JsonRelaid;
 use crate::Exit;
 
 #[derive(Debug, clap::Args)]
@@ -22,6 +23,11 @@ pub(crate) struct Args {
     /// Disk format of every disk (raw, qcow2, …); detected from the first disk when omitted.
     #[arg(long)]
     format: Option<String>,
+    /// The Xen name of a disk, as the domain config gives it (repeatable,
+    /// for every disk or none; as `convert --target`): the plan then maps
+    /// the guest's names by the domain's disk order.
+    #[arg(long, value_name = "XEN=DISK", value_parser = crate::convert::target_arg)]
+    target: Vec<(String, PathBuf)>,
     #[command(flatten)]
     windows: crate::windows::WinArgs,
     /// Print a JSON document (schema in docs/json.md) instead of text.
@@ -31,6 +37,7 @@ pub(crate) struct Args {
 
 pub(crate) fn run(args: Args) -> Result<Exit> {
     args.windows.check()?;
+    let mut disk_map = crate::convert::disk_map(&args.disks, &args.target)?;
     let mut locks = crate::lock::Locks::default();
     for d in &args.disks {
         locks.take(d, crate::lock::Access::Read, "inspect")?;
@@ -54,15 +61,29 @@ pub(crate) fn run(args: Args) -> Result<Exit> {
     };
     let f = guest.facts()?;
     let info = guest.root().clone();
+    // The disks as the conversion sees them: named by UUID when renamed, a
+    // bare filesystem holding /boot re-laid (or why it cannot be).
+    disk_map.add_uuids(&guest.filesystem_uuids()?);
+    let mut relaid = None;
+    let mut layout_blocked = None;
+    if let Some((i, _)) = guest.bare_boot_disk()? {
+        match crate::convert::bare_disk(&mut disk_map, i, &args.disks[i], false) {
+            Ok(r) => relaid = Some(r),
+            Err((reason, remedy)) => layout_blocked = Some(Verdict::Blocked { reason, remedy }),
+        }
+    }
     // The verdict is the conversion's own plan, on the read-only guest.
     let ctx = Ctx {
         facts: &f,
         boot_disk: Some(guest.boot_disk()?),
         skip: &[],
         macs: &[],
-        disks: &xen2kvm_inspector::xen::DiskMap::BY_LETTER,
+        disks: &disk_map,
     };
     let mut verdict = editor::verdict(&guest, &ctx).context("planning the conversion")?;
+    if let (Some(v), false) = (layout_blocked, matches!(verdict, Verdict::Blocked { .. })) {
+        verdict = v;
+    }
     // A guest left between Xen and KVM by a cut-short in-place conversion.
     if let Some(dir) =
         xen2kvm_journal::unfinished(&guest).context("reading the guest's journals")?
@@ -76,10 +97,13 @@ pub(crate) fn run(args: Args) -> Result<Exit> {
     if args.json {
         println!(
             "{}",
-            serde_json::to_string_pretty(&JsonInspect::new(&args.disks, &info, &f, &verdict))?
+            serde_json::to_string_pretty(&JsonInspect {
+                relaid,
+                ..JsonInspect::new(&args.disks, &info, &f, &verdict)
+            })?
         );
     } else {
-        print_human(&info, &f, &verdict);
+        print_human(&info, &f, &verdict, relaid.as_ref());
     }
     Ok(match verdict {
         Verdict::Blocked { .. } => Exit::Blocked,
@@ -108,7 +132,7 @@ pub(crate) fn print_snapshots(info: &RootInfo) {
     }
 }
 
-fn print_human(info: &RootInfo, f: &Facts, v: &Verdict) {
+fn print_human(info: &RootInfo, f: &Facts, v: &Verdict, relaid: Option<&JsonRelaid>) {
     println!(
         "guest: {} {} ({}), root {}, {}, init {}",
         f.os.distro,
@@ -119,6 +143,12 @@ fn print_human(info: &RootInfo, f: &Facts, v: &Verdict) {
         f.init.as_str()
     );
     print_snapshots(info);
+    if let Some(r) = relaid {
+        println!(
+            "layout: {} ({}) is a bare filesystem holding /boot: convert re-lays it as partition 1 (at 1 MiB) of a new disk with a DOS partition table ({} under KVM; copy mode only)",
+            r.disk, r.xen, r.kvm
+        );
+    }
     println!("kernels:");
     for k in &f.kernels {
         let xen = k
@@ -211,6 +241,10 @@ struct JsonInspect {
     /// Snapshots inspection also found, not converted.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     snapshots_ignored: Vec<String>,
+    /// A bare filesystem holding /boot that convert re-lays (its Xen name
+    /// known).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    relaid: Option<JsonRelaid>,
     os: JsonOs,
     kernels: Vec<JsonKernel>,
     chosen_kernel: Option<String>,
@@ -285,6 +319,7 @@ impl JsonInspect {
             root: root.to_owned(),
             root_subvolume: info.subvolume.clone(),
             snapshots_ignored: info.snapshots_ignored.clone(),
+            relaid: None,
             os: JsonOs {
                 distro: f.os.distro.clone(),
                 version: f.os.version.clone(),

@@ -15,6 +15,7 @@
 //!
 //! Pure std + rustix; no process is run here.
 
+pub mod mbr;
 pub mod sums;
 
 use std::fs::{File, OpenOptions};

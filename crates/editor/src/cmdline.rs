@@ -8,7 +8,7 @@
 //! by `console=tty0` when no other console is left, so the kernel and the
 //! login prompt reach both the serial port and the screen.
 
-use crate::devices::remap_in;
+use crate::devices::{remap_in, Place};
 use crate::text::{append_line, edit_lines, is_comment, Assign};
 use crate::Edit;
 
@@ -49,7 +49,7 @@ pub fn rewrite(
             changed = true;
             continue;
         }
-        let (new, pairs, notes) = remap_in(arg, disks);
+        let (new, pairs, notes) = remap_in(arg, disks, Place::Spec);
         warnings.extend(notes);
         if !pairs.is_empty() {
             changes.push(format!("{arg} -> {new}"));

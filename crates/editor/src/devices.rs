@@ -13,6 +13,19 @@
 use crate::text::{edit_lines, is_comment};
 use crate::Edit;
 
+/// Where a Xen device path stands in a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Place {
+    /// Only a device path is understood here (GRUB's `device.map`, LVM's
+    /// and blkid's caches, debconf's answers).
+    Path,
+    /// A device spec (fstab's and crypttab's fields, `root=`, `resume=`,
+    /// `RESUME=`): a path standing alone there may become `UUID=…` when
+    /// the domain's disks are named differently under KVM
+    /// ([`DiskMap::stable_name`]).
+    Spec,
+}
+
 /// The KVM name of one Xen device path (`/dev/xvda2` → `/dev/vda2`; with
 /// the domain's disks known, by their order: [`DiskMap`]), and a note when
 /// the domain's disks do not explain it (a stale line for a disk the domain
@@ -30,37 +43,62 @@ pub fn remap_path(path: &str, disks: &DiskMap) -> Result<(String, Option<String>
     }
 }
 
+/// Whether the path at `text[at..end]` stands alone as a device spec: the
+/// whole whitespace-separated word, or the whole value of `root=`,
+/// `resume=` or `RESUME=` (a kernel argument, initramfs-tools' setting).
+fn stands_alone(text: &str, at: usize, end: usize) -> bool {
+    let before = &text[..at];
+    let word_start = before.rfind(char::is_whitespace).map_or(0, |i| i + 1);
+    let key = &before[word_start..];
+    let after_ok = text[end..].chars().next().is_none_or(char::is_whitespace);
+    after_ok && matches!(key, "" | "root=" | "resume=" | "RESUME=")
+}
+
 /// Rewrites every Xen device path inside `text` (a line, a word, a kernel
-/// argument). Returns the new text, the `(old, new)` pairs, and warnings
-/// (paths left alone, paths the domain's disks do not explain).
-pub fn remap_in(text: &str, disks: &DiskMap) -> (String, Vec<(String, String)>, Vec<String>) {
+/// argument) as it may be spelled at `place`. Returns the new text, the
+/// `(old, new)` pairs, and warnings (paths left alone, paths the domain's
+/// disks do not explain).
+pub fn remap_in(
+    text: &str,
+    disks: &DiskMap,
+    place: Place,
+) -> (String, Vec<(String, String)>, Vec<String>) {
     let mut out = String::with_capacity(text.len());
     let mut pairs = Vec::new();
     let mut warnings = Vec::new();
-    let mut rest = text;
-    while let Some(at) = find_xen_path(rest) {
-        out.push_str(&rest[..at]);
-        let tail = &rest[at..];
-        let end = tail
-            .find(|c: char| !(c.is_ascii_alphanumeric() || "/-_.:".contains(c)))
-            .unwrap_or(tail.len());
-        let path = &tail[..end];
-        match remap_path(path, disks) {
-            Ok((new, note)) => {
+    let mut done = 0;
+    while let Some(found) = find_xen_path(&text[done..]) {
+        let at = done + found;
+        out.push_str(&text[done..at]);
+        let tail = &text[at..];
+        let end = at
+            + tail
+                .find(|c: char| !(c.is_ascii_alphanumeric() || "/-_.:".contains(c)))
+                .unwrap_or(tail.len());
+        let path = &text[at..end];
+        let stable = XenDisk::parse_path(path)
+            .filter(|_| place == Place::Spec && stands_alone(text, at, end))
+            .and_then(|d| disks.stable_name(d));
+        match (stable, remap_path(path, disks)) {
+            (Some(name), _) => {
+                out.push_str(name);
+                pairs.push((path.to_owned(), name.to_owned()));
+            }
+            (None, Ok((new, note))) => {
                 if let Some(why) = note {
                     warnings.push(format!("{path} -> {new} by its letter: {why}"));
                 }
                 out.push_str(&new);
                 pairs.push((path.to_owned(), new));
             }
-            Err(why) => {
+            (None, Err(why)) => {
                 out.push_str(path);
                 warnings.push(format!("left {path} as it is ({why})"));
             }
         }
-        rest = &tail[end..];
+        done = end;
     }
-    out.push_str(rest);
+    out.push_str(&text[done..]);
     (out, pairs, warnings)
 }
 
@@ -69,14 +107,15 @@ use xen2kvm_inspector::xen::{
 };
 
 /// Files whose non-comment lines name devices: `/etc/fstab`, `/etc/crypttab`,
-/// GRUB's `device.map`, SUSE's `grub_installdevice`.
-pub fn remap_file(text: &str, disks: &DiskMap) -> Edit {
+/// GRUB's `device.map`, SUSE's `grub_installdevice`, …; `place` says
+/// whether their fields are device specs ([`Place`]).
+pub fn remap_file(text: &str, disks: &DiskMap, place: Place) -> Edit {
     let mut edit = Edit::default();
     let new = edit_lines(text, |n, line| {
         if is_comment(line) {
             return None;
         }
-        let (new, pairs, notes) = remap_in(line, disks);
+        let (new, pairs, notes) = remap_in(line, disks, place);
         for w in notes {
             edit.warnings.push(format!("line {n}: {w}"));
         }
@@ -101,7 +140,7 @@ pub fn remap_mdadm_conf(text: &str, disks: &DiskMap) -> Edit {
         if is_comment(line) {
             return None;
         }
-        let (mut new, pairs, mut notes) = remap_in(line, disks);
+        let (mut new, pairs, mut notes) = remap_in(line, disks, Place::Path);
         if line.trim_start().starts_with("DEVICE") && new.contains("/dev/xvd") {
             // Globs (`/dev/xvd*`) name the Xen disks as a family.
             new = new.replace("/dev/xvd", "/dev/vd");
@@ -196,7 +235,7 @@ mod tests {
     #[test]
     fn fstab() {
         check(
-            |t| remap_file(t, &DiskMap::BY_LETTER),
+            |t| remap_file(t, &DiskMap::BY_LETTER, Place::Spec),
             "# / was on /dev/xvda1 during installation\n\
              /dev/xvda1 / ext4 errors=remount-ro 0 1\n\
              UUID=5e1f /home ext4 defaults 0 2\n\
@@ -215,7 +254,7 @@ mod tests {
             ],
         );
         check_noop(
-            |t| remap_file(t, &DiskMap::BY_LETTER),
+            |t| remap_file(t, &DiskMap::BY_LETTER, Place::Spec),
             "UUID=5e1f / ext4 defaults 0 1\n/dev/vda2 swap swap defaults 0 0\n",
         );
     }
@@ -228,7 +267,7 @@ mod tests {
     fn domain_order_and_xenlinux_names() {
         let skipped = DiskMap::from_targets(&["sda", "sdc"]).unwrap();
         check(
-            |t| remap_file(t, &skipped),
+            |t| remap_file(t, &skipped, Place::Spec),
             "/dev/sda2 / ext3 acl,user_xattr 1 1\n\
              /dev/sda1 swap swap defaults 0 0\n\
              /dev/sdc1 /srv ext3 defaults 1 2\n",
@@ -243,7 +282,11 @@ mod tests {
         );
         // A stale line for a disk the domain no longer has keeps its letter
         // (as without the domain), with a warning naming the line.
-        let e = remap_file("/dev/hdb /media/cdrom auto noauto 0 0\n", &skipped);
+        let e = remap_file(
+            "/dev/hdb /media/cdrom auto noauto 0 0\n",
+            &skipped,
+            Place::Spec,
+        );
         assert_eq!(e.text, "/dev/vdb /media/cdrom auto noauto 0 0\n");
         assert_eq!(
             e.warnings,
@@ -252,7 +295,7 @@ mod tests {
         // xen-tools: the root filesystem image is xvda2, swap is xvda1.
         let parts = DiskMap::from_targets(&["xvda2", "xvda1"]).unwrap();
         check(
-            |t| remap_file(t, &parts),
+            |t| remap_file(t, &parts, Place::Spec),
             "/dev/xvda2 / ext4 errors=remount-ro 0 1\n/dev/xvda1 none swap sw 0 0\n",
             "/dev/vda / ext4 errors=remount-ro 0 1\n/dev/vdb none swap sw 0 0\n",
             &[
@@ -260,11 +303,50 @@ mod tests {
                 "line 2: /dev/xvda1 -> /dev/vdb",
             ],
         );
+        // Re-laid into a new disk, with the UUIDs the appliance found:
+        // device specs name the filesystems by UUID (wherever virtio puts
+        // them); a path where only a path is understood follows the order.
+        let mut relaid = parts.clone();
+        relaid.set_relaid(0);
+        relaid.add_uuids(&[
+            (
+                "/dev/sda1".to_owned(),
+                "5e1f2d3c-4b5a-4968-8776-a5b4c3d2e1f0".to_owned(),
+            ),
+            (
+                "/dev/sdb".to_owned(),
+                "0f0e0d0c-0b0a-4009-8807-060504030201".to_owned(),
+            ),
+        ]);
+        check(
+            |t| remap_file(t, &relaid, Place::Spec),
+            "/dev/xvda2 / ext4 errors=remount-ro 0 1\n/dev/xvda1 none swap sw 0 0\n",
+            "UUID=5e1f2d3c-4b5a-4968-8776-a5b4c3d2e1f0 / ext4 errors=remount-ro 0 1\n\
+             UUID=0f0e0d0c-0b0a-4009-8807-060504030201 none swap sw 0 0\n",
+            &[
+                "line 1: /dev/xvda2 -> UUID=5e1f2d3c-4b5a-4968-8776-a5b4c3d2e1f0",
+                "line 2: /dev/xvda1 -> UUID=0f0e0d0c-0b0a-4009-8807-060504030201",
+            ],
+        );
+        let e = remap_file("<device>/dev/xvda2</device>\n", &relaid, Place::Spec);
+        assert_eq!(e.text, "<device>/dev/vda1</device>\n");
+        let e = remap_file("/dev/xvda2 /\n", &relaid, Place::Path);
+        assert_eq!(e.text, "/dev/vda1 /\n");
+        let e = remap_file("RESUME=/dev/xvda1\n", &relaid, Place::Spec);
+        assert_eq!(e.text, "RESUME=UUID=0f0e0d0c-0b0a-4009-8807-060504030201\n");
+        let (line, _, _) = remap_in("root=/dev/xvda2 ro", &relaid, Place::Spec);
+        assert_eq!(line, "root=UUID=5e1f2d3c-4b5a-4968-8776-a5b4c3d2e1f0 ro");
+        let (line, _, _) = remap_in("foo=/dev/xvda2", &relaid, Place::Spec);
+        assert_eq!(line, "foo=/dev/vda1");
     }
 
     #[test]
     fn unknown_names_are_kept_and_reported() {
-        let e = remap_file("/dev/xvd* /mnt auto noauto 0 0\n", &DiskMap::BY_LETTER);
+        let e = remap_file(
+            "/dev/xvd* /mnt auto noauto 0 0\n",
+            &DiskMap::BY_LETTER,
+            Place::Spec,
+        );
         assert_eq!(e.text, "/dev/xvd* /mnt auto noauto 0 0\n");
         assert!(e.changes.is_empty());
         assert_eq!(e.warnings.len(), 1, "{:?}", e.warnings);
@@ -273,7 +355,7 @@ mod tests {
     #[test]
     fn device_map_keeps_tabs_and_crlf() {
         check(
-            |t| remap_file(t, &DiskMap::BY_LETTER),
+            |t| remap_file(t, &DiskMap::BY_LETTER, Place::Spec),
             "(fd0)\t/dev/fd0\r\n(hd0)\t/dev/xvda\r\n",
             "(fd0)\t/dev/fd0\r\n(hd0)\t/dev/vda\r\n",
             &["line 2: /dev/xvda -> /dev/vda"],

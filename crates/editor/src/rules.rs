@@ -197,7 +197,12 @@ fn dracut_drivers(p_: &mut Planner<'_>) -> io::Result<()> {
 
 fn block_devices(ctx: &Ctx<'_>, p_: &mut Planner<'_>) -> io::Result<()> {
     for f in xen::DEVICE_FILES {
-        p_.edit(&lit(f), |t| devices::remap_file(t, ctx.disks))?;
+        let place = if xen::SPEC_FILES.contains(f) {
+            devices::Place::Spec
+        } else {
+            devices::Place::Path
+        };
+        p_.edit(&lit(f), |t| devices::remap_file(t, ctx.disks, place))?;
     }
     for f in xen::MDADM_FILES {
         p_.edit(&lit(f), |t| devices::remap_mdadm_conf(t, ctx.disks))?;

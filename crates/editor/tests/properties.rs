@@ -17,6 +17,8 @@ const OWNED: &[&str] = &[
     "/dev/sd",
     "/dev/hd",
     "/dev/vd",
+    // What a device spec becomes when the disks are renamed (DiskMap::stable_name).
+    "UUID=",
     "xen",
     "hvc",
     "xvc",
@@ -211,11 +213,15 @@ proptest! {
 
     #[test]
     fn every_pure_rule_is_safe_on_any_text(t in text()) {
-        // By letter, and by a domain order that skips a letter and has a
-        // partition image (xen-tools).
-        for disks in [DiskMap::BY_LETTER, DiskMap::from_targets(&["xvda", "xvdc", "xvde2"]).unwrap()] {
+        // By letter, by a domain order that skips a letter and has a
+        // partition image (xen-tools), and with that image re-laid and the
+        // filesystems' UUIDs known (device specs become UUID=).
+        let mut relaid = DiskMap::from_targets(&["xvde2", "xvda", "xvdc"]).unwrap();
+        relaid.set_relaid(0);
+        relaid.add_uuids(&[("/dev/sda1".to_owned(), "1234-abcd".to_owned()), ("/dev/sdb2".to_owned(), "beef".to_owned())]);
+        for disks in [DiskMap::BY_LETTER, DiskMap::from_targets(&["xvda", "xvdc", "xvde2"]).unwrap(), relaid] {
             let d = &disks;
-            check("devices::remap_file", |s| devices::remap_file(s, d), &t)?;
+            check("devices::remap_file", |s| devices::remap_file(s, d, devices::Place::Spec), &t)?;
             check("devices::remap_mdadm_conf", |s| devices::remap_mdadm_conf(s, d), &t)?;
             check("cmdline::default_grub", |s| cmdline::default_grub(s, d), &t)?;
             check("cmdline::legacy_menu", |s| cmdline::legacy_menu(s, d), &t)?;

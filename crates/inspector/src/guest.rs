@@ -204,6 +204,38 @@ impl Guest {
         Ok((disk, partitions, is_partition))
     }
 
+    /// The index (in the disks' order) of the disk that is, as a whole,
+    /// the filesystem holding `/boot`: a filesystem given to Xen without a
+    /// partition table (xen-tools' partition images, whole-disk roots),
+    /// which has no place for boot code; with its API name (`/dev/sda`).
+    pub fn bare_boot_disk(&self) -> Result<Option<(usize, String)>> {
+        let devices = self.g.list_devices().map_err(gerr("list_devices", ""))?;
+        let fs = self.boot_fs();
+        Ok(devices.into_iter().enumerate().find(|(_, d)| d == fs))
+    }
+
+    /// Each filesystem's and swap area's UUID, by API device name
+    /// (`/dev/sdb1`, or `/dev/sda` for a whole-disk filesystem); logical
+    /// volumes and devices without a UUID are left out.
+    pub fn filesystem_uuids(&self) -> Result<Vec<(String, String)>> {
+        let filesystems = self
+            .g
+            .list_filesystems()
+            .map_err(gerr("list_filesystems", ""))?;
+        let mut out = Vec::new();
+        for (dev, fstype) in filesystems {
+            if fstype == "unknown" || !dev.starts_with("/dev/sd") {
+                continue;
+            }
+            if let Ok(uuid) = self.g.vfs_uuid(&dev) {
+                if !uuid.is_empty() {
+                    out.push((dev, uuid));
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Whether the disk holding the root has a bootloader on it: GRUB (2 or
     /// legacy) or LILO in the MBR, or a generic MBR chain-loading an active
     /// partition whose boot sector has one. `false` for an empty code area,

@@ -232,11 +232,22 @@ pub fn disk_letters(mut n: u32) -> String {
 /// ([`DiskMap::from_targets`]), every Xen name is mapped by that order;
 /// without it ([`DiskMap::default`]) the letter is kept (`xvdc1` →
 /// `vdc1`), which is right for a guest whose disks are `xvda`, `xvdb`, ….
+///
+/// Two things only the appliance learns complete it: which partition
+/// image was re-laid into a new partitioned disk ([`DiskMap::set_relaid`]:
+/// `xvda2` is then `vda1`), and the filesystems' UUIDs
+/// ([`DiskMap::add_uuids`]): when the names change under KVM, a filesystem
+/// with a UUID is named by it ([`DiskMap::stable_name`]), wherever virtio
+/// puts its disk.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DiskMap {
     targets: Vec<XenDisk>,
     /// The targets as the domain spells them.
     names: Vec<String>,
+    /// Targets (by index) re-laid as partition 1 of a new disk.
+    relaid: Vec<usize>,
+    /// `UUID=…` of the filesystems (and swap areas) on the Xen devices.
+    uuids: std::collections::BTreeMap<XenDisk, String>,
 }
 
 impl DiskMap {
@@ -244,6 +255,8 @@ impl DiskMap {
     pub const BY_LETTER: DiskMap = DiskMap {
         targets: Vec::new(),
         names: Vec::new(),
+        relaid: Vec::new(),
+        uuids: std::collections::BTreeMap::new(),
     };
 
     /// The map of a domain whose disks, in order, have these Xen targets
@@ -264,17 +277,86 @@ impl DiskMap {
         Ok(DiskMap {
             targets: out,
             names,
+            ..DiskMap::default()
         })
     }
 
     /// Each disk's Xen name and the virtio name the guest sees it by
-    /// (`("xvdc", "vdb")`), in the domain's order; empty when not known.
+    /// (`("xvdc", "vdb")`, a re-laid `("xvda2", "vda1")`), in the domain's
+    /// order; empty when not known.
     pub fn pairs(&self) -> Vec<(String, String)> {
         self.names
             .iter()
             .enumerate()
-            .map(|(i, n)| (n.clone(), format!("vd{}", disk_letters(i as u32))))
+            .map(|(i, n)| {
+                let one = if self.relaid.contains(&i) { "1" } else { "" };
+                (n.clone(), format!("vd{}{one}", disk_letters(i as u32)))
+            })
             .collect()
+    }
+
+    /// The Xen target of the domain's `index`-th disk, when known.
+    pub fn target(&self, index: usize) -> Option<(XenDisk, &str)> {
+        Some((*self.targets.get(index)?, self.names.get(index)?.as_str()))
+    }
+
+    /// Says that the `index`-th disk, a bare filesystem, now is partition 1
+    /// of a new disk: its Xen name maps to `vdX1`.
+    pub fn set_relaid(&mut self, index: usize) {
+        if !self.relaid.contains(&index) {
+            self.relaid.push(index);
+        }
+    }
+
+    /// Whether some disk was re-laid.
+    pub fn any_relaid(&self) -> bool {
+        !self.relaid.is_empty()
+    }
+
+    /// The Xen device an appliance (libguestfs API) device stands for:
+    /// disks are `/dev/sda`, `/dev/sdb`, … in the domain's order, so
+    /// `/dev/sdb1` is partition 1 of the second disk, and a whole-disk
+    /// filesystem (or a re-laid one's partition 1) is the partition image
+    /// the domain names. `None` when the names are not known.
+    pub fn xen_of_api(&self, api: &str) -> Option<XenDisk> {
+        let probe = XenDisk::parse_name(&format!("xvd{}", api.strip_prefix("/dev/sd")?))?;
+        let index = probe.disk as usize;
+        let target = *self.targets.get(index)?;
+        if self.relaid.contains(&index) {
+            return (probe.part == Some(1)).then_some(target);
+        }
+        match (target.part, probe.part) {
+            (None, part) => Some(XenDisk {
+                disk: target.disk,
+                part,
+            }),
+            (Some(_), None) => Some(target),
+            (Some(_), Some(_)) => None,
+        }
+    }
+
+    /// Records the UUIDs of the guest's filesystems and swap areas, by
+    /// appliance device (see [`DiskMap::xen_of_api`]); a UUID that is not
+    /// plain (hex digits and dashes) is ignored.
+    pub fn add_uuids(&mut self, found: &[(String, String)]) {
+        for (api, uuid) in found {
+            let plain =
+                !uuid.is_empty() && uuid.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-');
+            if let (Some(d), true) = (self.xen_of_api(api), plain) {
+                self.uuids.insert(d, format!("UUID={uuid}"));
+            }
+        }
+    }
+
+    /// The name that finds a Xen device's filesystem whatever virtio calls
+    /// its disk (`UUID=…`), where a device spec may be one (fstab's first
+    /// field, `root=`, `resume=`): only when the names change under KVM
+    /// (else the virtio path is as good, and the smaller change).
+    pub fn stable_name(&self, d: XenDisk) -> Option<&str> {
+        if !self.reorders() {
+            return None;
+        }
+        self.uuids.get(&d).map(String::as_str)
     }
 
     /// Whether the Xen names are known (else letters are kept).
@@ -285,10 +367,12 @@ impl DiskMap {
     /// Whether some Xen names change letters or lose their partition
     /// number under KVM (the mapping is not the letter-keeping one).
     pub fn reorders(&self) -> bool {
-        self.targets
-            .iter()
-            .enumerate()
-            .any(|(i, t)| t.disk != i as u32 || t.part.is_some())
+        self.any_relaid()
+            || self
+                .targets
+                .iter()
+                .enumerate()
+                .any(|(i, t)| t.disk != i as u32 || t.part.is_some())
     }
 
     /// The KVM path of a Xen disk (`/dev/vdb1`), or why the domain's disks
@@ -303,10 +387,16 @@ impl DiskMap {
             .iter()
             .position(|t| t.disk == d.disk && t.part.is_none())
         {
-            return Ok(format!("/dev/vd{}{}", disk_letters(i as u32), part(d.part)));
+            // A whole-disk filesystem re-laid: it is partition 1 now.
+            let part = match (self.relaid.contains(&i), d.part) {
+                (true, None) => "1".to_owned(),
+                (_, p) => part(p),
+            };
+            return Ok(format!("/dev/vd{}{part}", disk_letters(i as u32)));
         }
         if let Some(i) = self.targets.iter().position(|t| *t == d) {
-            return Ok(format!("/dev/vd{}", disk_letters(i as u32)));
+            let one = if self.relaid.contains(&i) { "1" } else { "" };
+            return Ok(format!("/dev/vd{}{one}", disk_letters(i as u32)));
         }
         let xen = format!("xvd{}", disk_letters(d.disk));
         Err(
@@ -352,6 +442,14 @@ pub const DEVICE_FILES: &[&str] = &[
     "/etc/lvm/devices/system.devices",
     "/etc/blkid.tab",
     "/etc/blkid/blkid.tab",
+];
+
+/// Those of [`DEVICE_FILES`] whose fields are device specs, where `UUID=…`
+/// may stand for a path.
+pub const SPEC_FILES: &[&str] = &[
+    "/etc/fstab",
+    "/etc/crypttab",
+    "/etc/initramfs-tools/conf.d/resume",
 ];
 
 /// mdadm's configuration (its `DEVICE` lines).
@@ -604,6 +702,51 @@ mod tests {
             .unwrap_err()
             .contains("partitions of xvda"));
         assert!(p(&parts, "/dev/xvda3").is_err());
+        assert_eq!(
+            parts.stable_name(XenDisk::parse_name("xvda2").unwrap()),
+            None
+        );
+        // Re-laid into a new disk (partition 1), and named by UUID.
+        let mut relaid = parts.clone();
+        relaid.set_relaid(0);
+        assert_eq!(p(&relaid, "/dev/xvda2").unwrap(), "/dev/vda1");
+        assert_eq!(p(&relaid, "/dev/xvda1").unwrap(), "/dev/vdb");
+        assert_eq!(relaid.pairs()[0], ("xvda2".to_owned(), "vda1".to_owned()));
+        assert_eq!(relaid.xen_of_api("/dev/sda"), None);
+        assert_eq!(relaid.xen_of_api("/dev/sda1"), XenDisk::parse_name("xvda2"));
+        assert_eq!(relaid.xen_of_api("/dev/sdb"), XenDisk::parse_name("xvda1"));
+        assert_eq!(relaid.xen_of_api("/dev/sdc"), None);
+        relaid.add_uuids(&[
+            ("/dev/sda1".to_owned(), "5e1f2d3c-4b5a".to_owned()),
+            ("/dev/sdb".to_owned(), "0a0b".to_owned()),
+            ("/dev/sdb1".to_owned(), "ffff".to_owned()),
+            ("/dev/sdc".to_owned(), "eeee".to_owned()),
+        ]);
+        let stable = |m: &DiskMap, n: &str| {
+            m.stable_name(XenDisk::parse_name(n).unwrap())
+                .map(str::to_owned)
+        };
+        assert_eq!(
+            stable(&relaid, "xvda2").as_deref(),
+            Some("UUID=5e1f2d3c-4b5a")
+        );
+        assert_eq!(stable(&relaid, "xvda1").as_deref(), Some("UUID=0a0b"));
+        assert_eq!(stable(&relaid, "xvda3"), None);
+        // Whole disks: appliance partitions are the Xen disk's; a name that
+        // does not change is not replaced by its UUID.
+        let mut skipped2 = skipped.clone();
+        skipped2.add_uuids(&[
+            ("/dev/sdb1".to_owned(), "abcd".to_owned()),
+            ("/dev/sda1".to_owned(), "x y".to_owned()),
+        ]);
+        assert_eq!(stable(&skipped2, "xvdc1").as_deref(), Some("UUID=abcd"));
+        assert_eq!(stable(&skipped2, "xvda1"), None);
+        let mut ident = DiskMap::from_targets(&["xvda"]).unwrap();
+        ident.add_uuids(&[("/dev/sda1".to_owned(), "abcd".to_owned())]);
+        assert_eq!(stable(&ident, "xvda1"), None);
+        ident.set_relaid(0);
+        assert_eq!(p(&ident, "/dev/xvda").unwrap(), "/dev/vda1");
+        assert_eq!(ident.xen_of_api("/dev/sda1"), XenDisk::parse_name("xvda"));
         let same = DiskMap::from_targets(&["xvda", "sdb"]).unwrap();
         assert!(same.is_known() && !same.reorders());
         assert!(DiskMap::from_targets(&["xvda", "sda"])

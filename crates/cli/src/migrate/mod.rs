@@ -1463,6 +1463,7 @@ fn conversion(
         source_disks: sources,
         quiet,
         windows: &args.windows,
+        preallocate: matches!(args.output_allocation, Alloc::Preallocated),
     };
     let mut report = convert::Report::new(sources, mode);
     let mut times = convert::Times::default();

@@ -18,7 +18,7 @@
 #![allow(clippy::print_stderr)]
 
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
@@ -218,6 +218,48 @@ struct Converted {
 
 /// [`phony_golden`] of a guest given more (empty) disks: the guest's disk
 /// is `xvda`, each of `targets` names one more disk (`--target`).
+/// A 64 MiB data disk for the Xen target `t`: one partition at 1 MiB
+/// holding ext4 with the UUID `DATA_UUID` (what the guest's fstab line for
+/// it becomes when the disk is renamed under KVM), as qcow2.
+fn data_disk(dir: &Path, t: &str) -> PathBuf {
+    let raw = dir.join(format!("{t}.raw"));
+    let run = |cmd: &mut Command| {
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{cmd:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    fs::File::create(&raw).unwrap().set_len(64 << 20).unwrap();
+    run(Command::new("sh").arg("-c").arg(format!(
+        "echo 'start=2048, type=83' | sfdisk -q '{}'",
+        raw.display()
+    )));
+    run(Command::new("mke2fs")
+        .args([
+            "-q",
+            "-F",
+            "-t",
+            "ext4",
+            "-U",
+            DATA_UUID,
+            "-E",
+            "offset=1048576",
+        ])
+        .arg(&raw)
+        .arg("63M"));
+    let qcow2 = dir.join(format!("{t}.qcow2"));
+    run(Command::new("qemu-img")
+        .args(["convert", "-q", "-O", "qcow2"])
+        .arg(&raw)
+        .arg(&qcow2));
+    qcow2
+}
+
+/// The filesystem UUID of the data disks `data_disk` makes.
+const DATA_UUID: &str = "d47a0c1e-5b2f-4e3a-9c8d-7f6e5d4c3b2a";
+
 fn phony_golden_with_disks(name: &str, targets: &[&str]) -> Option<Converted> {
     let src = require_image(name)?;
     let dir = tempfile::tempdir().unwrap();
@@ -225,16 +267,7 @@ fn phony_golden_with_disks(name: &str, targets: &[&str]) -> Option<Converted> {
     // The disks in the domain's order, the guest's own first.
     let mut disks = vec![src.clone()];
     for t in targets {
-        let extra = dir.path().join(format!("{t}.qcow2"));
-        let ok = Command::new("qemu-img")
-            .args(["create", "-q", "-f", "qcow2"])
-            .arg(&extra)
-            .arg("64M")
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "qemu-img create {}", extra.display());
-        disks.push(extra.to_str().unwrap().to_owned());
+        disks.push(data_disk(dir.path(), t).to_str().unwrap().to_owned());
     }
     let mut args = disks.clone();
     if !targets.is_empty() {
@@ -328,8 +361,9 @@ fn phony_sles11sp4_xenpv() {
 }
 
 /// SLES 12's data disk is the domain's `xvdc` (a skipped letter): given
-/// the domain's disk names, its fstab line says `/dev/vdb1`, the name the
-/// guest gives its second virtio disk.
+/// the domain's disk names, its fstab line names the filesystem by UUID
+/// (under KVM the disk is `vdb`, its letter changes), while `/dev/xvda1`
+/// (still `vda1`) keeps its path.
 #[test]
 fn phony_sles12sp5_xenpv() {
     phony_golden_with_disks("sles12sp5-xenpv", &["xvdc"]);

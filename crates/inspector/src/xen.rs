@@ -350,10 +350,12 @@ impl DiskMap {
 
     /// The name that finds a Xen device's filesystem whatever virtio calls
     /// its disk (`UUID=…`), where a device spec may be one (fstab's first
-    /// field, `root=`, `resume=`): only when the names change under KVM
-    /// (else the virtio path is as good, and the smaller change).
+    /// field, `root=`, `resume=`): only for a device whose name changes
+    /// more than its prefix under KVM (`xvdc1` → `vdb1`, `xvda2` → `vda1`);
+    /// else the virtio path is as good, and the smaller change.
     pub fn stable_name(&self, d: XenDisk) -> Option<&str> {
-        if !self.reorders() {
+        let renamed = self.kvm_path(d).ok()? != DiskMap::BY_LETTER.kvm_path(d).ok()?;
+        if !renamed {
             return None;
         }
         self.uuids.get(&d).map(String::as_str)

@@ -201,6 +201,73 @@ fn debian12_lvm_pygrub_guest_in_place_gets_boot_code_boots_and_reverts() {
     assert!(diff.is_empty(), "convert --in-place then revert: {diff:#?}");
 }
 
+/// The Debian guest on btrfs laid out as SLES installs it (snapper): the
+/// root is the default subvolume `@/.snapshots/1/snapshot`, an older
+/// read-only snapshot 2 beside it, swap on xvda1, no boot code. Converted
+/// to a copy: the default subvolume is chosen by itself and converted,
+/// snapshot 2 is listed as ignored and left exactly as it was, GRUB goes
+/// on the disk (grub-mkconfig finds the subvolume: `rootflags=subvol=`),
+/// and the copy boots with its network.
+#[test]
+fn debian12_btrfs_snapshot_root_converts_and_boots() {
+    let image = "debian12-xenpv-btrfs";
+    let Some(base) = require_image(image) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.qcow2");
+    let (code, r) = convert(&[base.to_str().unwrap(), "-o", out.to_str().unwrap()]);
+    assert_eq!(code, 0, "{r:#}");
+    assert_eq!(r["result"], "converted", "{r:#}");
+    assert_eq!(r["root_subvolume"], "@/.snapshots/1/snapshot", "{r:#}");
+    assert_eq!(
+        r["snapshots_ignored"],
+        serde_json::json!(["@/.snapshots/2/snapshot"]),
+        "{r:#}"
+    );
+    assert_eq!(
+        rules_of_steps(&r),
+        ["rebuild-initrd", "grub-install", "grub-config"]
+    );
+    assert_eq!(r["residue"], serde_json::json!([]), "{r:#}");
+    let changes = rule_lines(&r["changes"]);
+    for needle in [
+        "/etc/fstab: line 3: /dev/xvda2 -> /dev/vda2",
+        "/etc/fstab: line 4: /dev/xvda2 -> /dev/vda2",
+        "/etc/fstab: line 5: /dev/xvda1 -> /dev/vda1",
+    ] {
+        assert!(changes.contains(needle), "{needle}:\n{changes}");
+    }
+
+    // Snapshot 2 is as it was (the parent's LVM fstab), the root's GRUB
+    // config boots the subvolume.
+    let seen = guestfish_script_on(
+        &out,
+        false,
+        "mount-options ro,subvol=@/.snapshots/2/snapshot /dev/sda2 /\n\
+         cat /etc/fstab\n\
+         umount /\n\
+         mount-options ro /dev/sda2 /\n\
+         cat /boot/grub/grub.cfg\n",
+    );
+    let (snapshot_fstab, grub_cfg) = seen.split_once("### BEGIN").unwrap_or((&seen, ""));
+    assert!(
+        snapshot_fstab.contains("/dev/mapper/debian--vg-root")
+            && !snapshot_fstab.contains("/dev/vd"),
+        "snapshot 2 changed:\n{snapshot_fstab}"
+    );
+    assert!(
+        grub_cfg.contains("rootflags=subvol=@/.snapshots/1/snapshot"),
+        "{grub_cfg}"
+    );
+
+    let (code, boot) = boot_check(&out, dir.path(), &["--require-network"]);
+    eprintln!("{image} converted: {boot:#}");
+    assert_eq!(code, 0, "the converted btrfs guest must boot: {boot:#}");
+    assert_eq!(boot["verdict"], "booted");
+    assert_eq!(boot["network"]["state"], "up", "{boot:#}");
+}
+
 /// The golden text of a converted phony guest: the report's changes and
 /// warnings, each edited file as it is on the disk, removed links, and the
 /// commands the guest's recording stubs saw.

@@ -894,7 +894,9 @@ fn bad_inputs_fail_with_one_clear_line_and_leave_nothing() {
 /// `convert` without the disks' Xen names refuses it, saying which to give;
 /// migrated from its xl.cfg, the root image is re-laid as partition 1 of
 /// a new disk (DOS table at 1 MiB, GRUB installed), every device spec names
-/// its filesystem by UUID, and the result boots with both disks.
+/// its filesystem by UUID, and the result boots with both disks; migrated
+/// from its libvirt XML with `--direct-boot`, it stays a bare filesystem
+/// and the domain boots the guest's kernel copied out beside the disks.
 #[test]
 fn xentools_partition_images_are_relaid_migrated_and_boot() {
     let Some(image) = require_image("debian12-xentools") else {
@@ -1026,4 +1028,62 @@ fn xentools_partition_images_are_relaid_migrated_and_boot() {
         u64::from(sectors) * 512,
         std::fs::metadata(&disk).unwrap().len()
     );
+
+    // The alternative, from the libvirt XML: --direct-boot. No re-lay and
+    // no boot code; the converted guest's kernel and initrd are copied out
+    // beside the disks and the domain boots them, as does boot-check.
+    let direct = dir.path().join("direct");
+    std::fs::create_dir(&direct).unwrap();
+    let (code, _, report) = migrate(
+        &[
+            "-i",
+            "libvirtxml",
+            xml.to_str().unwrap(),
+            "-o",
+            "local",
+            "-os",
+            direct.to_str().unwrap(),
+            "-on",
+            "xentools-direct",
+            "--direct-boot",
+            "--boot-check",
+            "--log-dir",
+            dir.path().join("logs-direct").to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{report:#}");
+    let conv = &report["conversion"];
+    assert!(conv.get("relaid").is_none(), "{conv:#}");
+    let db = &conv["direct_boot"];
+    let kernel = direct.join("xentools-direct-vmlinuz");
+    let initrd = direct.join("xentools-direct-initrd.img");
+    assert_eq!(db["kernel"], kernel.to_str().unwrap(), "{db}");
+    assert_eq!(db["initrd"], initrd.to_str().unwrap(), "{db}");
+    assert!(
+        db["cmdline"]
+            .as_str()
+            .unwrap()
+            .contains("root=UUID=5e1f2d3c-4b5a-4968-8776-a5b4c3d2e1f0"),
+        "{db}"
+    );
+    assert!(std::fs::metadata(&kernel).unwrap().len() > 1 << 20);
+    let steps: Vec<&str> = conv["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["rule"].as_str().unwrap())
+        .collect();
+    assert!(!steps.contains(&"grub-install"), "{steps:?}");
+    assert_eq!(report["boot_check"]["verdict"], "booted", "{report:#}");
+    let kvm_xml = std::fs::read_to_string(direct.join("xentools-direct.xml")).unwrap();
+    assert!(
+        kvm_xml.contains(&format!("<kernel>{}</kernel>", kernel.display()))
+            && kvm_xml.contains(&format!("<initrd>{}</initrd>", initrd.display()))
+            && !kvm_xml.contains("<boot dev="),
+        "{kvm_xml}"
+    );
+    // Still a bare filesystem: ext4's magic at byte 1080.
+    let vda = std::fs::read(direct.join("xentools-direct-vda.img")).unwrap();
+    assert_eq!(&vda[1080..1082], &[0x53, 0xEF]);
 }

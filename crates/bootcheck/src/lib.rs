@@ -66,6 +66,20 @@ pub struct Options {
     /// How long to watch, after the guest booted, for frames from its NIC
     /// (a DHCP request ends the watch early).
     pub network_wait: Duration,
+    /// Boot this kernel instead of the disk's boot code (a domain with
+    /// direct kernel boot: `<kernel>`, `<initrd>`, `<cmdline>`).
+    pub kernel: Option<KernelBoot>,
+}
+
+/// A kernel on the host that boots the guest's disks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KernelBoot {
+    /// The kernel image.
+    pub kernel: PathBuf,
+    /// The initrd, if any.
+    pub initrd: Option<PathBuf>,
+    /// The kernel command line.
+    pub cmdline: String,
 }
 
 /// QEMU's own default MAC, used when none is given.
@@ -227,7 +241,14 @@ pub fn check(
         image,
         format: &format,
         extra_disks: &opts.extra_disks,
-        source: qemu::Source::Disk,
+        source: match &opts.kernel {
+            None => qemu::Source::Disk,
+            Some(k) => qemu::Source::Kernel {
+                kernel: k.kernel.clone(),
+                initrd: k.initrd.clone(),
+                cmdline: k.cmdline.clone(),
+            },
+        },
         accel,
         memory_mib: opts.memory_mib,
         cpus: opts.cpus,

@@ -139,6 +139,7 @@ pub(crate) fn run(args: Args) -> Result<Exit> {
         diagnose: !args.no_diagnose,
         mac: nic_mac(&args)?,
         network_wait: Duration::from_secs(args.network_wait),
+        kernel: None,
     };
     let open = |image: &Path, format: &str| -> std::io::Result<Box<dyn GuestFs>> {
         let guest = Guest::open(

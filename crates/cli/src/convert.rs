@@ -314,6 +314,7 @@ fn run_inner(args: &Args) -> Result<Exit> {
         quiet: args.json,
         windows: &args.windows,
         preallocate: false,
+        direct_boot: None,
     };
     let exit = convert_disks(&job, &mut report, &mut times)?;
     if exit == Exit::Ok {
@@ -354,6 +355,10 @@ pub(crate) struct Job<'a> {
     /// Copies are fully allocated (`migrate -oa preallocated`): so is a
     /// disk re-laid.
     pub(crate) preallocate: bool,
+    /// `migrate --direct-boot`: no boot code is installed (and a bare
+    /// filesystem is not re-laid); the converted guest's kernel and initrd
+    /// are written to `<prefix>-vmlinuz` and `<prefix>-initrd.img`.
+    pub(crate) direct_boot: Option<PathBuf>,
 }
 
 /// Converts `job.disks`, filling `report` (printed by the caller): the
@@ -413,7 +418,12 @@ pub(crate) fn convert_disks(job: &Job<'_>, report: &mut Report, times: &mut Time
     // filesystem holding /boot is re-laid into a partitioned disk first.
     let mut disk_map = job.disk_map.clone();
     disk_map.add_uuids(&guest.filesystem_uuids()?);
-    if let Some((i, api)) = guest.bare_boot_disk()? {
+    let bare = match guest.bare_boot_disk()? {
+        // Booted by a kernel on the host: the disk needs no boot code.
+        Some(_) if job.direct_boot.is_some() => None,
+        b => b,
+    };
+    if let Some((i, api)) = bare {
         match relay(job, &mut disk_map, i, report) {
             Err(error) => {
                 guest.close()?;
@@ -467,10 +477,14 @@ pub(crate) fn convert_disks(job: &Job<'_>, report: &mut Report, times: &mut Time
         return Ok(Exit::Blocked);
     }
 
+    let mut skip = job.skip.to_vec();
+    if job.direct_boot.is_some() {
+        skip.push("grub-install".to_owned());
+    }
     let ctx = Ctx {
         facts: &f,
         boot_disk: Some(boot_disk),
-        skip: job.skip,
+        skip: &skip,
         macs: job.macs,
         disks: &disk_map,
     };
@@ -585,6 +599,19 @@ pub(crate) fn convert_disks(job: &Job<'_>, report: &mut Report, times: &mut Time
     if let Some(j) = &journal {
         j.finish(&guest).context("marking the journal finished")?;
     }
+    if let Some(prefix) = &job.direct_boot {
+        match extract_kernel(&guest, prefix) {
+            Ok(db) => report.direct_boot = Some(db),
+            Err(e) => {
+                let _ = guest.close();
+                report.result = "failed";
+                report.error = Some(format!(
+                    "extracting the kernel for --direct-boot: {e:#} (the partial output was deleted; the source was not changed)"
+                ));
+                return Ok(Exit::Failed);
+            }
+        }
+    }
     guest.close()?;
     report.result = if plan.is_empty() {
         "unchanged"
@@ -592,6 +619,42 @@ pub(crate) fn convert_disks(job: &Job<'_>, report: &mut Report, times: &mut Time
         "converted"
     };
     Ok(Exit::Ok)
+}
+
+/// `--direct-boot`: the converted guest's default kernel and initrd (what
+/// its regenerated GRUB menu boots first), written to the host beside the
+/// disks, with that entry's command line.
+fn extract_kernel(guest: &Guest, prefix: &Path) -> Result<JsonDirectBoot> {
+    let f = guest.facts()?;
+    let entry = f.bootloader.default_entry.clone().context(
+        "the converted guest's GRUB menu has no default entry to take the command line from",
+    )?;
+    let k = facts::chosen_kernel(&f).context("no kernel of the guest boots under KVM")?;
+    let with = |suffix: &str| {
+        let mut p = prefix.as_os_str().to_owned();
+        p.push(suffix);
+        PathBuf::from(p)
+    };
+    let kernel = with("-vmlinuz");
+    guest
+        .download(&k.image, &kernel)
+        .with_context(|| format!("copying {} to {}", k.image, kernel.display()))?;
+    let initrd = match &k.initrd {
+        Some(i) => {
+            let host = with("-initrd.img");
+            guest
+                .download(i, &host)
+                .with_context(|| format!("copying {i} to {}", host.display()))?;
+            Some(host.display().to_string())
+        }
+        None => None,
+    };
+    Ok(JsonDirectBoot {
+        kernel: kernel.display().to_string(),
+        initrd,
+        cmdline: entry.cmdline,
+        guest_kernel: k.image.to_string(),
+    })
 }
 
 /// Whether the `i`-th disk, a bare filesystem holding `/boot`, is to be
@@ -798,6 +861,20 @@ struct Seconds {
     total: f64,
 }
 
+/// `--direct-boot`: the kernel the domain boots from the host.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct JsonDirectBoot {
+    /// The kernel, on the host.
+    pub(crate) kernel: String,
+    /// The initrd, on the host.
+    pub(crate) initrd: Option<String>,
+    /// The command line of the guest's default GRUB entry.
+    pub(crate) cmdline: String,
+    /// Where the kernel is in the guest (a kernel update there does not
+    /// reach the host's copy).
+    pub(crate) guest_kernel: String,
+}
+
 /// A bare filesystem re-laid as partition 1 of a new disk.
 #[derive(Debug, Serialize)]
 pub(crate) struct JsonRelaid {
@@ -840,6 +917,9 @@ pub(crate) struct Report {
     /// run says which would be).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     relaid: Vec<JsonRelaid>,
+    /// `migrate --direct-boot`: the kernel and initrd extracted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) direct_boot: Option<JsonDirectBoot>,
     pub(crate) result: &'static str,
     pub(crate) error: Option<String>,
     changes: Vec<JsonChange>,
@@ -880,6 +960,7 @@ impl Report {
             kernel: None,
             disk_names: Vec::new(),
             relaid: Vec::new(),
+            direct_boot: None,
             result: "",
             error: None,
             changes: Vec::new(),
@@ -1094,6 +1175,14 @@ impl Report {
                 r.xen,
                 if self.mode == "dry-run" { "would become" } else { "now" },
                 r.kvm
+            );
+        }
+        if let Some(d) = &self.direct_boot {
+            println!(
+                "direct boot: the domain boots {} (initrd {}) from the host, cmdline {:?}; a kernel update in the guest does not reach these copies",
+                d.kernel,
+                d.initrd.as_deref().unwrap_or("none"),
+                d.cmdline
             );
         }
         if let Some(w) = &self.windows {

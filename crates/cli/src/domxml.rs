@@ -168,6 +168,7 @@ pub(crate) fn run(args: Args) -> Result<Exit> {
         nets,
         disks,
         keep_direct_boot: args.keep_direct_boot,
+        direct_boot: None,
         no_video: args.no_video,
         force: args.force,
         probe_format: &probe_format,

@@ -34,6 +34,10 @@ pub struct Options<'a> {
     pub disks: Vec<(String, String)>,
     /// Keep PV direct kernel boot (`kernel`/`initrd`/`cmdline`).
     pub keep_direct_boot: bool,
+    /// Boot this kernel, extracted from the converted guest (`migrate
+    /// --direct-boot`): `<kernel>`, `<initrd>`, `<cmdline>` in place of
+    /// Xen's, and no `<boot dev>`.
+    pub direct_boot: Option<DirectBoot>,
     /// Do not give a domain without a video device one (`--no-video`).
     pub no_video: bool,
     /// Convert a domain whose type is not `xen`.
@@ -42,6 +46,17 @@ pub struct Options<'a> {
     pub probe_format: &'a dyn Fn(&str) -> Option<String>,
     /// A Windows guest (what its conversion decided): the `windows` rule.
     pub windows: Option<Windows>,
+}
+
+/// A kernel and initrd on the host that boot the converted guest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirectBoot {
+    /// The kernel's path on the host.
+    pub kernel: String,
+    /// The initrd's path on the host.
+    pub initrd: Option<String>,
+    /// The kernel command line.
+    pub cmdline: String,
 }
 
 /// What the domain of a Windows guest needs (from its conversion).
@@ -69,6 +84,7 @@ impl<'a> Options<'a> {
             nets: Vec::new(),
             disks: Vec::new(),
             keep_direct_boot: false,
+            direct_boot: None,
             no_video: false,
             force: false,
             probe_format,

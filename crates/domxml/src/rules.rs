@@ -185,6 +185,38 @@ fn os(d: &mut Element, opts: &Options<'_>, cx: &mut Cx) {
         .into_iter()
         .filter(|n| os.child(n).is_some())
         .collect();
+    if let Some(db) = &opts.direct_boot {
+        let wanted = [
+            ("kernel", Some(db.kernel.as_str())),
+            ("initrd", db.initrd.as_deref()),
+            ("cmdline", Some(db.cmdline.as_str())),
+        ];
+        let same = wanted
+            .iter()
+            .all(|(n, v)| os.child(n).map(Element::text).as_deref() == *v)
+            && os.child("root").is_none();
+        if !same {
+            os.remove_children(|e| {
+                matches!(e.name.as_str(), "kernel" | "initrd" | "cmdline" | "root")
+            });
+            let at = os.elements().position(|e| e.name == "type").map(|i| i + 1);
+            for (i, (n, v)) in wanted.iter().filter(|(_, v)| v.is_some()).enumerate() {
+                let el = Element::with_text(n, &[], v.unwrap_or_default());
+                os.insert_element(at.map(|a| a + i), el, "\n    ");
+            }
+            cx.change(
+                "direct-boot",
+                format!(
+                    "boots the guest's kernel from the host: {} (initrd {}), cmdline {:?}",
+                    db.kernel,
+                    db.initrd.as_deref().unwrap_or("none"),
+                    db.cmdline
+                ),
+            );
+        }
+        os.remove_children(|e| e.name == "boot");
+        return;
+    }
     if !direct.is_empty() {
         if opts.keep_direct_boot {
             if let Some(c) = os.child_mut("cmdline") {

@@ -47,6 +47,7 @@ fn clone_opts<'a>(o: &Options<'a>) -> Options<'a> {
         nets: o.nets.clone(),
         disks: o.disks.clone(),
         keep_direct_boot: o.keep_direct_boot,
+        direct_boot: o.direct_boot.clone(),
         no_video: o.no_video,
         windows: o.windows.clone(),
         force: o.force,
@@ -156,6 +157,24 @@ fn direct_boot() {
             "<cmdline>root=/dev/vda1 console=ttyS0</cmdline>",
         ],
     );
+    // migrate --direct-boot: the kernel extracted from the converted guest
+    // replaces Xen's, with no <boot dev> (the disk has no boot code).
+    let extracted = Options {
+        direct_boot: Some(xen2kvm_domxml::DirectBoot {
+            kernel: "/var/lib/libvirt/images/g-vmlinuz".to_owned(),
+            initrd: Some("/var/lib/libvirt/images/g-initrd".to_owned()),
+            cmdline: "root=UUID=5e1f ro console=ttyS0,115200".to_owned(),
+        }),
+        ..opts()
+    };
+    check(
+        "direct-boot",
+        &extracted,
+        body,
+        &["<os>\n    <type arch='x86_64'>hvm</type>\n    <kernel>/var/lib/libvirt/images/g-vmlinuz</kernel>\n    <initrd>/var/lib/libvirt/images/g-initrd</initrd>\n    <cmdline>root=UUID=5e1f ro console=ttyS0,115200</cmdline>\n  </os>"],
+    );
+    let c = convert(&domain(body), &extracted).unwrap();
+    assert!(!c.xml.contains("<boot dev"), "{}", c.xml);
 }
 
 #[test]

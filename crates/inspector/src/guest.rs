@@ -204,6 +204,14 @@ impl Guest {
         Ok((disk, partitions, is_partition))
     }
 
+    /// Copies a guest file (`/boot/vmlinuz-…`) to a new host file.
+    pub fn download(&self, path: &xen2kvm_vfs::GuestPath, host: &std::path::Path) -> Result<()> {
+        let host_s = host.to_string_lossy();
+        self.g
+            .download(path.as_str(), &host_s)
+            .map_err(gerr("download", path.as_str()))
+    }
+
     /// The index (in the disks' order) of the disk that is, as a whole,
     /// the filesystem holding `/boot`: a filesystem given to Xen without a
     /// partition table (xen-tools' partition images, whole-disk roots),

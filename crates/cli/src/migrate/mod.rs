@@ -117,6 +117,15 @@ pub(crate) struct Args {
     /// Start the domain once defined (-o libvirt).
     #[arg(long)]
     start: bool,
+    /// Boot the guest's own kernel from the host instead of installing
+    /// boot code: its kernel and initrd (after conversion) are written
+    /// beside the disks as NAME-vmlinuz and NAME-initrd.img, and the
+    /// domain boots them (<kernel>, <initrd>, <cmdline>). For a bare
+    /// filesystem (xen-tools' partition images) this replaces re-laying
+    /// it into a partitioned disk; a kernel update in the guest then needs
+    /// the files copied out again.
+    #[arg(long)]
+    direct_boot: bool,
     /// Check everything and show what would be done (the conversion's
     /// changes, the domain XML); write nothing.
     #[arg(long)]
@@ -777,7 +786,24 @@ fn job(args: &Args, ev: &mut Events, report: &mut Report) -> Result<Exit> {
         .map(|i| out_dir.join(format!("{name}-vd{}.{ext}", dx::letters(i))))
         .collect();
     let partials: Vec<PathBuf> = outputs.iter().map(|o| convert::partial_path(o)).collect();
-    for p in outputs.iter().chain(&partials).chain(&xml_path) {
+    // --direct-boot: the kernel and initrd go beside the disks.
+    let kernel_prefix = args.direct_boot.then(|| out_dir.join(&name));
+    let kernel_files: Vec<PathBuf> = kernel_prefix
+        .iter()
+        .flat_map(|p| {
+            ["-vmlinuz", "-initrd.img"].map(|s| {
+                let mut f = p.as_os_str().to_owned();
+                f.push(s);
+                PathBuf::from(f)
+            })
+        })
+        .collect();
+    for p in outputs
+        .iter()
+        .chain(&partials)
+        .chain(&xml_path)
+        .chain(&kernel_files)
+    {
         if p.exists() {
             bail!(
                 "{} exists: remove it, or choose another name (-on) or place (-os)",
@@ -919,6 +945,7 @@ fn job(args: &Args, ev: &mut Events, report: &mut Report) -> Result<Exit> {
     let conv_mode = convert::Mode::Copy {
         outputs: outputs.clone(),
     };
+    made.files.extend(kernel_files.iter().cloned());
     let (cexit, creport) = conversion(
         args,
         &disk_map(&disks, ev),
@@ -928,6 +955,7 @@ fn job(args: &Args, ev: &mut Events, report: &mut Report) -> Result<Exit> {
         &source_paths,
         &dx::disks::interface_macs(&domain.doc),
         quiet,
+        kernel_prefix.clone(),
     )?;
     let cerror = creport.error.clone().unwrap_or_default();
     report.conversion = Some(creport);
@@ -949,7 +977,24 @@ fn job(args: &Args, ev: &mut Events, report: &mut Report) -> Result<Exit> {
         .conversion
         .as_ref()
         .and_then(convert::Report::windows_domain);
-    let conv = translate(args, &domain, &disks, &outputs, &out_format, &name, windows)?;
+    let direct = report
+        .conversion
+        .as_ref()
+        .and_then(|c| c.direct_boot.clone());
+    let conv = translate(
+        args,
+        &domain,
+        &disks,
+        &outputs,
+        &out_format,
+        &name,
+        windows,
+        direct.as_ref().map(|d| dx::DirectBoot {
+            kernel: d.kernel.clone(),
+            initrd: d.initrd.clone(),
+            cmdline: d.cmdline.clone(),
+        }),
+    )?;
     for w in &conv.warnings {
         ev.warn(w);
         report.warnings.push(w.clone());
@@ -985,7 +1030,12 @@ fn job(args: &Args, ev: &mut Events, report: &mut Report) -> Result<Exit> {
             .into_iter()
             .next()
             .flatten();
-        let r = boot_check(args, ev, &partials, &out_format, &log_dir, mac)?;
+        let kernel = direct.as_ref().map(|d| bc::KernelBoot {
+            kernel: PathBuf::from(&d.kernel),
+            initrd: d.initrd.as_ref().map(PathBuf::from),
+            cmdline: d.cmdline.clone(),
+        });
+        let r = boot_check(args, ev, &partials, &out_format, &log_dir, mac, kernel)?;
         let booted = r.verdict == "booted";
         let reason = r.reason.clone().unwrap_or_default();
         let log = r.log.clone();
@@ -1330,6 +1380,7 @@ pub(crate) fn write_new(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 /// The domain XML of the migrated guest.
+#[allow(clippy::too_many_arguments)]
 fn translate(
     args: &Args,
     domain: &input::Domain,
@@ -1338,6 +1389,7 @@ fn translate(
     out_format: &str,
     name: &str,
     windows: Option<dx::Windows>,
+    direct_boot: Option<dx::DirectBoot>,
 ) -> Result<dx::Conversion> {
     let mut nets = crate::domxml::parse_maps(&args.bridge, true);
     nets.extend(crate::domxml::parse_maps(&args.network, false));
@@ -1360,6 +1412,7 @@ fn translate(
             .map(|(d, o)| (d.target.clone(), o.clone()))
             .collect(),
         keep_direct_boot: false,
+        direct_boot,
         no_video: args.no_video,
         force: false,
         probe_format: &probe,
@@ -1377,6 +1430,7 @@ fn boot_check(
     format: &str,
     log_dir: &Path,
     mac: Option<String>,
+    kernel: Option<bc::KernelBoot>,
 ) -> Result<BootReport> {
     let disk = &disks[0];
     let opts = bc::Options {
@@ -1396,6 +1450,7 @@ fn boot_check(
         diagnose: true,
         mac,
         network_wait: std::time::Duration::from_secs(30),
+        kernel,
     };
     let open = |image: &Path, format: &str| -> std::io::Result<Box<dyn xen2kvm_vfs::GuestFs>> {
         let guest = xen2kvm_inspector::Guest::open(
@@ -1450,6 +1505,7 @@ fn conversion(
     sources: &[PathBuf],
     domain_macs: &[Option<String>],
     quiet: bool,
+    direct_boot: Option<PathBuf>,
 ) -> Result<(Exit, convert::Report)> {
     let job = convert::Job {
         disks,
@@ -1464,6 +1520,7 @@ fn conversion(
         quiet,
         windows: &args.windows,
         preallocate: matches!(args.output_allocation, Alloc::Preallocated),
+        direct_boot,
     };
     let mut report = convert::Report::new(sources, mode);
     let mut times = convert::Times::default();
@@ -1499,6 +1556,7 @@ fn dry_run(
             &sources,
             &dx::disks::interface_macs(&domain.doc),
             quiet,
+            args.direct_boot.then(|| PathBuf::from("NAME")),
         )?;
         exit = e;
         if exit == Exit::Blocked {
@@ -1515,14 +1573,19 @@ fn dry_run(
         .conversion
         .as_ref()
         .and_then(convert::Report::windows_domain);
+    // --direct-boot: where the kernel would go; its command line is the
+    // converted guest's, known only after the conversion.
+    let name = report.name.clone();
+    let direct = match (args.direct_boot, outputs.first().and_then(|o| o.parent())) {
+        (true, Some(dir)) => Some(dx::DirectBoot {
+            kernel: dir.join(format!("{name}-vmlinuz")).display().to_string(),
+            initrd: Some(dir.join(format!("{name}-initrd.img")).display().to_string()),
+            cmdline: "(the converted guest's default GRUB entry)".to_owned(),
+        }),
+        _ => None,
+    };
     let conv = translate(
-        args,
-        domain,
-        disks,
-        outputs,
-        out_format,
-        &report.name.clone(),
-        windows,
+        args, domain, disks, outputs, out_format, &name, windows, direct,
     )?;
     report.warnings.extend(conv.warnings.iter().cloned());
     report.domain_changes = conv

@@ -925,6 +925,8 @@ pub(crate) struct Report {
     changes: Vec<JsonChange>,
     files: Vec<JsonFile>,
     links_removed: Vec<String>,
+    /// Files removed (caches that named the Xen disks).
+    files_removed: Vec<String>,
     steps: Vec<JsonStep>,
     warnings: Vec<JsonChange>,
     done: Vec<String>,
@@ -966,6 +968,7 @@ impl Report {
             changes: Vec::new(),
             files: Vec::new(),
             links_removed: Vec::new(),
+            files_removed: Vec::new(),
             steps: Vec::new(),
             warnings: Vec::new(),
             done: Vec::new(),
@@ -1073,6 +1076,7 @@ impl Report {
             .iter()
             .map(|(l, t)| format!("{l} -> {t}"))
             .collect();
+        self.files_removed = plan.remove_files.iter().map(ToString::to_string).collect();
         self.steps = plan
             .steps
             .iter()
@@ -1205,6 +1209,9 @@ impl Report {
             }
             for l in &self.links_removed {
                 println!("remove symlink {l}");
+            }
+            for f in &self.files_removed {
+                println!("remove file {f}");
             }
             if !self.steps.is_empty() {
                 println!("would run:");

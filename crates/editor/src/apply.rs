@@ -129,6 +129,11 @@ fn apply_inner(
         fs.remove(link)?;
         out.done.push(format!("removed {link}"));
     }
+    for f in &plan.remove_files {
+        check(runner, &format!("removing {f}"))?;
+        fs.remove(f)?;
+        out.done.push(format!("removed {f}"));
+    }
     out.edits = t.elapsed();
     if plan.runs_grub_mkconfig() {
         runner.prepare_grub_mkconfig()?;

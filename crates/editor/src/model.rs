@@ -198,6 +198,9 @@ pub struct Plan {
     pub files: Vec<FileEdit>,
     /// Symlinks to remove, with their targets.
     pub remove_links: Vec<(GuestPath, String)>,
+    /// Files to remove (caches that name Xen disks, which their tools
+    /// rebuild on the next scan).
+    pub remove_files: Vec<GuestPath>,
     /// Commands to run, in order.
     pub steps: Vec<PlannedStep>,
     /// Every change to a file or link, with its rule.
@@ -226,7 +229,10 @@ pub struct Blocker {
 impl Plan {
     /// Whether the plan does nothing at all.
     pub fn is_empty(&self) -> bool {
-        self.files.is_empty() && self.remove_links.is_empty() && self.steps.is_empty()
+        self.files.is_empty()
+            && self.remove_links.is_empty()
+            && self.remove_files.is_empty()
+            && self.steps.is_empty()
     }
 
     /// Whether `grub-mkconfig` runs (it needs the appliance to have the
@@ -258,6 +264,9 @@ impl Plan {
         }
         for (link, _) in &self.remove_links {
             add(link);
+        }
+        for f in &self.remove_files {
+            add(f);
         }
         for s in &self.steps {
             match &s.step {
@@ -331,6 +340,9 @@ impl Plan {
         }
         for (link, target) in &self.remove_links {
             out.push_str(&format!("remove symlink {link} -> {target}\n"));
+        }
+        for f in &self.remove_files {
+            out.push_str(&format!("remove file {f}\n"));
         }
         out
     }

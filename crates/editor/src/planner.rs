@@ -129,6 +129,15 @@ impl<'a> Planner<'a> {
         self.plan.remove_links.push((link, target));
     }
 
+    /// Removes the file `path` (it exists, and no rule writes it).
+    pub(crate) fn remove_file(&mut self, path: GuestPath, why: &str) {
+        if self.plan.remove_files.contains(&path) {
+            return;
+        }
+        self.change(path.as_str(), format!("removed ({why})"));
+        self.plan.remove_files.push(path);
+    }
+
     /// Adds a command to run after the files are written.
     pub(crate) fn step(&mut self, step: Step) {
         self.plan.steps.push(PlannedStep {
@@ -174,9 +183,9 @@ impl<'a> Planner<'a> {
         !self.plan.files.is_empty()
     }
 
-    /// Whether the plan removes no link.
+    /// Whether the plan removes no link and no file.
     pub(crate) fn removes_nothing(&self) -> bool {
-        self.plan.remove_links.is_empty()
+        self.plan.remove_links.is_empty() && self.plan.remove_files.is_empty()
     }
 
     /// Whether the plan changes `path`.

@@ -197,6 +197,19 @@ fn dracut_drivers(p_: &mut Planner<'_>) -> io::Result<()> {
 
 fn block_devices(ctx: &Ctx<'_>, p_: &mut Planner<'_>) -> io::Result<()> {
     for f in xen::DEVICE_FILES {
+        if xen::CACHE_FILES.contains(f) {
+            let names_xen = p_.current(&lit(f))?.is_some_and(|t| {
+                t.lines()
+                    .any(|l| !crate::text::is_comment(l) && xen::is_block_word(l))
+            });
+            if names_xen {
+                p_.remove_file(
+                    lit(f),
+                    "a cache naming the Xen disks; rebuilt on the next scan",
+                );
+            }
+            continue;
+        }
         let place = if xen::SPEC_FILES.contains(f) {
             devices::Place::Spec
         } else {

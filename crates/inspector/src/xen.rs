@@ -446,6 +446,16 @@ pub const DEVICE_FILES: &[&str] = &[
     "/etc/blkid/blkid.tab",
 ];
 
+/// Those of [`DEVICE_FILES`] that are caches their tools rebuild on the
+/// next scan (LVM's persistent filter cache, blkid's cache): one naming Xen
+/// disks is removed, not rewritten — a rewritten cache is still stale (a
+/// `by-path` name of a Xen disk has no virtio spelling).
+pub const CACHE_FILES: &[&str] = &[
+    "/etc/lvm/cache/.cache",
+    "/etc/blkid.tab",
+    "/etc/blkid/blkid.tab",
+];
+
 /// Those of [`DEVICE_FILES`] whose fields are device specs, where `UUID=…`
 /// may stand for a path.
 pub const SPEC_FILES: &[&str] = &[

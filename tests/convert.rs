@@ -80,6 +80,7 @@ fn plan_part(r: &Value) -> Value {
     serde_json::json!({
         "files": r["files"],
         "links_removed": r["links_removed"],
+        "files_removed": r["files_removed"],
         "steps": steps,
     })
 }
@@ -386,6 +387,10 @@ fn phony_golden_with_disks(name: &str, targets: &[&str]) -> Option<Converted> {
     for l in report["links_removed"].as_array().unwrap() {
         let link = s(l).split(" -> ").next().unwrap();
         script.push_str(&format!("is-symlink {link}\n"));
+    }
+    script.push_str("echo \"== removed files still present\"\n");
+    for f in report["files_removed"].as_array().unwrap() {
+        script.push_str(&format!("exists {}\n", s(f)));
     }
     script.push_str("echo \"== stub calls\"\ncat /var/log/xen2kvm-stub-calls.log\n");
     if report["snapshots_ignored"]

@@ -416,6 +416,11 @@ pub(crate) fn convert_disks(job: &Job<'_>, report: &mut Report, times: &mut Time
 
     // The filesystems' UUIDs name them when the disks are renamed; a bare
     // filesystem holding /boot is re-laid into a partitioned disk first.
+    // The guest's files are read before (what is wrong in them is said
+    // first), and again after a re-lay.
+    let t = Instant::now();
+    let mut f = guest.facts()?;
+    times.inspect = t.elapsed();
     let mut disk_map = job.disk_map.clone();
     disk_map.add_uuids(&guest.filesystem_uuids()?);
     let bare = match guest.bare_boot_disk()? {
@@ -459,14 +464,16 @@ pub(crate) fn convert_disks(job: &Job<'_>, report: &mut Report, times: &mut Time
                 )?;
                 _appliance = guest.pid().map(interrupt::child);
                 times.appliance += t.elapsed();
+                let t = Instant::now();
+                f = guest.facts()?;
+                times.inspect += t.elapsed();
             }
         }
     }
 
     let t = Instant::now();
-    let f = guest.facts()?;
     let boot_disk = guest.boot_disk()?;
-    times.inspect = t.elapsed();
+    times.inspect += t.elapsed();
 
     report.set_facts(&f, guest.root());
     report.resumed = resumed;
